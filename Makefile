@@ -1,0 +1,66 @@
+# Janitor services suite. `make run` brings up the whole suite locally,
+# `make test` runs lint and every test. Both install what they need first.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+PYTHON ?= python3
+# pip warns about every local index directory that lacks a package; keep the real messages.
+PIPFILTER := 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
+VENV := .venv
+VPY := $(VENV)/bin/python
+PACKAGES := libs/janitor-common services/bzr-store services/differ services/auto-upload
+SRC_DIRS := libs/janitor-common/src services/bzr-store/src services/differ/src services/auto-upload/src
+TEST_DIRS := libs/janitor-common/tests services/bzr-store/tests services/differ/tests services/auto-upload/tests tests/integration
+
+.PHONY: all help system-deps install lock run test unit lint format bench clean
+
+all: install
+
+help:
+	@echo "make run          install everything and start PostgreSQL, Redis and the three services"
+	@echo "make test         lint + every test (starts its own PostgreSQL and Redis)"
+	@echo "make lint         ruff and mypy"
+	@echo "make install      create .venv with the four packages installed editable"
+	@echo "make system-deps  install the Debian packages the suite needs (root or sudo)"
+	@echo "make lock         recompile requirements/constraints.txt (needs network access to the index)"
+	@echo "make bench        run the benchmarks under bench/"
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+# The venv is rebuilt when the constraints or any pyproject change.
+$(VENV)/.installed: requirements/constraints.txt $(addsuffix /pyproject.toml,$(PACKAGES))
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements/constraints.txt $(PIPFILTER)
+	$(VPY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation $(addprefix -e ,$(PACKAGES)) $(PIPFILTER)
+	@touch $@
+
+install: $(VENV)/.installed
+
+lock:
+	uv pip compile requirements/dev.in --python-version 3.11 --universal --generate-hashes --quiet -o requirements/constraints.in.txt
+	grep -v '^-e ' requirements/constraints.in.txt > requirements/constraints.txt
+	rm requirements/constraints.in.txt
+
+run: system-deps install
+	$(VPY) -m janitor_common.devrun
+
+lint: install
+	$(VENV)/bin/ruff check $(SRC_DIRS) $(TEST_DIRS) bench scripts
+	$(VENV)/bin/ruff format --check $(SRC_DIRS) $(TEST_DIRS) bench scripts
+	$(VENV)/bin/mypy $(SRC_DIRS)
+
+format: install
+	$(VENV)/bin/ruff format $(SRC_DIRS) $(TEST_DIRS) bench scripts
+	$(VENV)/bin/ruff check --fix $(SRC_DIRS) $(TEST_DIRS) bench scripts
+
+unit: system-deps install
+	$(VPY) -m pytest $(TEST_DIRS)
+
+test: system-deps install lint unit
+
+bench: system-deps install
+	@for b in bench/*.py; do echo "== $$b"; $(VPY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,90 @@
+"""Models of the platform tables the services use.
+
+Table and column names and types follow the platform's existing schema so
+these models run against a platform database created by its own SQL. Only
+the columns the services read or write are mapped; a platform table may have
+more, which SQLAlchemy then leaves alone.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ARRAY, Boolean, DateTime, ForeignKey, Integer, Text
+from sqlalchemy.dialects.postgresql import JSON
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import UserDefinedType
+
+
+class DebVersion(UserDefinedType[str]):
+    """PostgreSQL ``debversion`` (from postgresql-debversion): Debian version ordering."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: object) -> str:
+        return "debversion"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Codebase(Base):
+    __tablename__ = "codebase"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    url: Mapped[str | None] = mapped_column(Text)
+    branch_url: Mapped[str | None] = mapped_column(Text)
+    branch: Mapped[str | None] = mapped_column(Text)
+    subpath: Mapped[str | None] = mapped_column(Text)
+    value: Mapped[int | None] = mapped_column(Integer)
+    inactive: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Worker(Base):
+    __tablename__ = "worker"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    # A pgcrypto crypt() hash; never the password itself.
+    password: Mapped[str] = mapped_column(Text)
+    link: Mapped[str | None] = mapped_column(Text)
+
+
+class ChangeSet(Base):
+    __tablename__ = "change_set"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    campaign: Mapped[str | None] = mapped_column(Text)
+    # An enum (change_set_state) in the platform's schema; read and written as text.
+    state: Mapped[str] = mapped_column(Text, default="created")
+
+
+class Run(Base):
+    __tablename__ = "run"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    command: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    start_time: Mapped[datetime | None] = mapped_column(DateTime)
+    finish_time: Mapped[datetime | None] = mapped_column(DateTime)
+    codebase: Mapped[str] = mapped_column(Text, ForeignKey("codebase.name"))
+    # The campaign name is called "suite" in the platform's schema.
+    suite: Mapped[str] = mapped_column(Text)
+    result_code: Mapped[str] = mapped_column(Text)
+    revision: Mapped[str | None] = mapped_column(Text)
+    main_branch_revision: Mapped[str | None] = mapped_column(Text)
+    change_set: Mapped[str] = mapped_column(Text, ForeignKey("change_set.id"))
+    branch_url: Mapped[str | None] = mapped_column(Text)
+    logfilenames: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    worker: Mapped[str | None] = mapped_column(Text)
+    failure_details: Mapped[object | None] = mapped_column(JSON)
+
+
+class DebianBuild(Base):
+    __tablename__ = "debian_build"
+
+    run_id: Mapped[str] = mapped_column(Text, ForeignKey("run.id"), primary_key=True)
+    version: Mapped[str] = mapped_column(DebVersion())
+    distribution: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(Text)
+    binary_packages: Mapped[list[str] | None] = mapped_column(ARRAY(Text))

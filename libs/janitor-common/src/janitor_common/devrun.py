@@ -1,0 +1,266 @@
+"""``make run``: the whole suite on one machine, with nothing to configure.
+
+Everything lives under ``.run/`` (override with ``JANITOR_RUN_DIR``): a
+private PostgreSQL cluster and Redis on loopback ports of their own, the
+bzr store, the artifacts and differ cache, a demo signing key and a local
+upload target. Running it again reuses all of it. Ctrl-C stops the services
+first, then Redis and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from .db import migrate
+from .devstack import DevStackError, Postgres, RedisServer, port_in_use
+
+DEMO_CODEBASE = "demo"
+DEMO_WORKER = "demo-worker"
+DEMO_CAMPAIGN = "lintian-fixes"
+
+JANITOR_CONF = f"""\
+# Written by `make run`; the services read it through JANITOR_CONFIG.
+campaign {{
+  name: "{DEMO_CAMPAIGN}"
+  debian_build {{ build_distribution: "{DEMO_CAMPAIGN}" }}
+}}
+campaign {{
+  name: "unchanged"
+  debian_build {{ build_distribution: "unchanged" }}
+}}
+distribution {{ name: "unstable" }}
+"""
+
+
+def say(message: str) -> None:
+    print(f"make run: {message}", flush=True)
+
+
+def env_port(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+def ensure_demo_data(url: str, run_dir: Path) -> str:
+    """The demo codebase and worker; returns the worker's password (kept in .run/)."""
+    password_file = run_dir / "demo-worker.password"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO codebase (name, url, branch_url) VALUES (%s, NULL, NULL) ON CONFLICT DO NOTHING",
+            (DEMO_CODEBASE,),
+        )
+        exists = conn.execute("SELECT 1 FROM worker WHERE name = %s", (DEMO_WORKER,)).fetchone()
+        if exists and password_file.exists():
+            return password_file.read_text().strip()
+        password = secrets.token_urlsafe(12)
+        conn.execute("DELETE FROM worker WHERE name = %s", (DEMO_WORKER,))
+        conn.execute(
+            "INSERT INTO worker (name, password) VALUES (%s, crypt(%s, gen_salt('bf')))", (DEMO_WORKER, password)
+        )
+    password_file.write_text(password + "\n")
+    password_file.chmod(0o600)
+    return password
+
+
+def ensure_signing_key(gnupg: Path) -> str:
+    """A passphrase-less demo key for debsign; returns its fingerprint."""
+    gnupg.mkdir(mode=0o700, exist_ok=True)
+    gpg = ["gpg", "--homedir", str(gnupg), "--batch"]
+
+    def fingerprint() -> str | None:
+        out = subprocess.run([*gpg, "--with-colons", "--list-secret-keys"], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            if line.startswith("fpr:"):
+                return line.split(":")[9]
+        return None
+
+    fpr = fingerprint()
+    if fpr is None:
+        subprocess.run(
+            [
+                *gpg,
+                "--passphrase",
+                "",
+                "--quick-gen-key",
+                "Janitor Demo <janitor-demo@localhost>",
+                "ed25519",
+                "sign",
+                "never",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        fpr = fingerprint()
+    assert fpr is not None
+    return fpr
+
+
+def ensure_upload_target(run_dir: Path) -> Path:
+    incoming = run_dir / "incoming"
+    incoming.mkdir(exist_ok=True)
+    config = run_dir / "dput.cf"
+    config.write_text(f"[local]\nmethod = local\nincoming = {incoming}\nallow_unsigned_uploads = 0\nrun_dinstall = 0\n")
+    return config
+
+
+class Child:
+    """A service process whose output is shown with its name in front."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        self.name = name
+        self.proc = subprocess.Popen(
+            argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self.thread = threading.Thread(target=self._pump, daemon=True)
+        self.thread.start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            sys.stdout.write(f"[{self.name}] {raw.decode(errors='replace')}")
+            sys.stdout.flush()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout: float) -> None:
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.thread.join(2)
+
+
+def wait_healthy(url: str, child: Child, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.proc.poll() is not None:
+            raise DevStackError(f"{child.name} exited with status {child.proc.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise DevStackError(f"{child.name} did not become healthy at {url}")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    # Stop cleanly on Ctrl-C and when killed politely, even if started with SIGINT ignored.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    run_dir = Path(os.environ.get("JANITOR_RUN_DIR", ".run")).absolute()
+    run_dir.mkdir(exist_ok=True)
+    run_dir.chmod(0o755)  # PostgreSQL runs as 'postgres' when we are root
+    bindir = Path(sys.executable).parent
+    pg_port = env_port("JANITOR_RUN_PG_PORT", 15432)
+    redis_port = env_port("JANITOR_RUN_REDIS_PORT", 16379)
+    ports = {"bzr-store admin": 9929, "bzr-store public": 9930, "differ": 9920, "auto-upload": 9933}
+    busy = [f"{name} ({port})" for name, port in ports.items() if port_in_use(port)]
+    if busy:
+        say("ports in use: " + ", ".join(busy) + "; stop what holds them and try again")
+        return 1
+
+    pg = Postgres(run_dir / "postgres", pg_port)
+    redis = RedisServer(run_dir / "redis", redis_port)
+    children: list[Child] = []
+    try:
+        say(f"PostgreSQL in {pg.datadir} on 127.0.0.1:{pg_port}")
+        pg.init()
+        pg.start()
+        if not pg.database_exists("janitor"):
+            pg.create_database("janitor")
+        database_url = pg.url("janitor")
+        say("applying migrations")
+        migrate.upgrade(database_url)
+        say(f"Redis on 127.0.0.1:{redis_port}")
+        redis.start()
+
+        password = ensure_demo_data(database_url, run_dir)
+        fingerprint = ensure_signing_key(run_dir / "gnupg")
+        dput_config = ensure_upload_target(run_dir)
+        for sub in ("bzr", "artifacts", "differ-cache"):
+            (run_dir / sub).mkdir(exist_ok=True)
+        conf = run_dir / "janitor.conf"
+        conf.write_text(JANITOR_CONF)
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith("JANITOR_")}
+        env.update(
+            JANITOR_DATABASE_URL=database_url,
+            JANITOR_REDIS_URL=redis.url,
+            JANITOR_ARTIFACT_LOCATION=str(run_dir / "artifacts"),
+            JANITOR_CONFIG=str(conf),
+            GNUPGHOME=str(run_dir / "gnupg"),
+        )
+        children.append(
+            Child("bzr-store", [str(bindir / "janitor-bzr-store"), "--vcs-path", str(run_dir / "bzr")], env)
+        )
+        children.append(
+            Child("differ", [str(bindir / "janitor-differ"), "--cache-path", str(run_dir / "differ-cache")], env)
+        )
+        children.append(Child("auto-upload", [str(bindir / "janitor-auto-upload"), "serve"], env))
+        for child, port in zip(children, (9929, 9920, 9933), strict=True):
+            wait_healthy(f"http://127.0.0.1:{port}/health", child)
+
+        print(
+            f"""
+The Janitor services are running (Ctrl-C stops everything; data stays in {run_dir}).
+
+  bzr-store public   http://127.0.0.1:9930/bzr/
+  bzr-store admin    http://127.0.0.1:9929/            (/ready, /metrics)
+  differ             http://127.0.0.1:9920/ready       (/metrics)
+  auto-upload        http://127.0.0.1:9933/ready       (/metrics)
+
+  PostgreSQL         {database_url}
+  Redis              {redis.url}
+  demo codebase      {DEMO_CODEBASE}  (campaigns: {DEMO_CAMPAIGN}, unchanged)
+  demo worker        {DEMO_WORKER} / {password}
+  signing key        {fingerprint}  (GNUPGHOME={run_dir / "gnupg"})
+  upload target      dput host 'local' in {dput_config} -> {run_dir / "incoming"}
+
+Try first:
+  curl http://127.0.0.1:9929/ready
+  JANITOR_DATABASE_URL={database_url} .venv/bin/janitor-db list-workers
+""",
+            flush=True,
+        )
+        while all(c.proc.poll() is None for c in children):
+            time.sleep(0.5)
+        dead = [c.name for c in children if c.proc.poll() is not None]
+        say(f"{', '.join(dead)} exited; stopping everything")
+        return 1
+    except KeyboardInterrupt:
+        print(flush=True)
+        say("stopping")
+        return 0
+    except (DevStackError, subprocess.CalledProcessError, OSError) as e:
+        say(f"error: {e}")
+        return 1
+    finally:
+        for child in children:
+            child.stop()
+        for child in children:
+            child.wait(20)
+        redis.stop()
+        pg.stop()
+        say("stopped")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,268 @@
+"""Private PostgreSQL and Redis servers for ``make run`` and the tests.
+
+Both run as child processes on loopback with their data in a directory of
+ours, so a developer's machine or CI never touches the system's own
+instances. PostgreSQL refuses to run as root; when we are root the server
+runs as the ``postgres`` user the Debian package creates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import psycopg
+import redis as redis_sync
+
+
+class DevStackError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _pg_bindir() -> Path:
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
+    if candidates:
+        return Path(candidates[-1]).parent
+    initdb = shutil.which("initdb")
+    if initdb:
+        return Path(initdb).parent
+    raise DevStackError("PostgreSQL server binaries not found (install postgresql-15: make system-deps)")
+
+
+def _server_user() -> str | None:
+    """The user to run PostgreSQL as: ourselves, or 'postgres' when we are root."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        raise DevStackError("running as root but there is no 'postgres' user to run PostgreSQL as") from None
+    return "postgres"
+
+
+class Postgres:
+    """A PostgreSQL cluster in ``datadir`` listening on 127.0.0.1:``port``."""
+
+    def __init__(self, datadir: Path, port: int, *, user: str = "janitor", fast: bool = False) -> None:
+        self.datadir = datadir
+        self.port = port
+        self.user = user
+        self.fast = fast  # durability off: for throwaway test clusters only
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.logfile = datadir.with_name(datadir.name + ".log")
+        self.run_as = _server_user()
+
+    def url(self, dbname: str = "postgres") -> str:
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{dbname}"
+
+    def _prepare_dir(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        if self.run_as:
+            pw = pwd.getpwnam(self.run_as)
+            os.chown(path, pw.pw_uid, pw.pw_gid)
+            probe = subprocess.run(["test", "-w", str(path)], user=self.run_as, check=False)
+            if probe.returncode != 0:
+                raise DevStackError(
+                    f"user {self.run_as} cannot write {path}: a parent directory is not traversable by it"
+                )
+
+    def init(self) -> None:
+        if (self.datadir / "PG_VERSION").exists():
+            return
+        self._prepare_dir(self.datadir)
+        self.logfile.touch()
+        if self.run_as:
+            pw = pwd.getpwnam(self.run_as)
+            os.chown(self.logfile, pw.pw_uid, pw.pw_gid)
+        subprocess.run(
+            [
+                str(_pg_bindir() / "initdb"),
+                "-D",
+                str(self.datadir),
+                "-U",
+                self.user,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+                "--no-sync",
+            ],
+            user=self.run_as,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+
+    def start(self, timeout: float = 30.0) -> None:
+        if port_in_use(self.port):
+            raise DevStackError(f"port {self.port} is in use: cannot start PostgreSQL there")
+        stale = self.datadir / "postmaster.pid"
+        if stale.exists():
+            stale.unlink()  # left by a killed server; the port check above shows none is running
+        options = [
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            f"unix_socket_directories={self.datadir}",
+            "-c",
+            "max_connections=200",
+        ]
+        if self.fast:
+            options += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+        log = open(self.logfile, "ab")  # noqa: SIM115 - owned by the child for its lifetime
+        self.proc = subprocess.Popen(
+            [str(_pg_bindir() / "postgres"), "-D", str(self.datadir), "-p", str(self.port), *options],
+            user=self.run_as,
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise DevStackError(f"PostgreSQL exited at start-up; see {self.logfile}")
+            try:
+                with psycopg.connect(self.url(), connect_timeout=2):
+                    return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise DevStackError(f"PostgreSQL did not come up in {timeout}s; see {self.logfile}") from None
+                time.sleep(0.1)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGINT)  # "fast" shutdown: roll back, close, exit
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def execute(self, sql: str, dbname: str = "postgres") -> None:
+        with psycopg.connect(self.url(dbname), autocommit=True) as conn:
+            conn.execute(sql.encode())
+
+    def database_exists(self, name: str) -> bool:
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+
+    def create_database(self, name: str, template: str | None = None) -> str:
+        ident = psycopg.sql.Identifier(name)
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            if template:
+                conn.execute(
+                    psycopg.sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(ident, psycopg.sql.Identifier(template))
+                )
+            else:
+                conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(ident))
+        return self.url(name)
+
+
+class RedisServer:
+    """A Redis server on 127.0.0.1:``port`` with its files in ``workdir``; no persistence."""
+
+    def __init__(self, workdir: Path, port: int) -> None:
+        self.workdir = workdir
+        self.port = port
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.logfile = workdir / "redis.log"
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 15.0) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise DevStackError("redis-server not found (install redis-server: make system-deps)")
+        if port_in_use(self.port):
+            raise DevStackError(f"port {self.port} is in use: cannot start Redis there")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+                "--logfile",
+                str(self.logfile),
+                "--daemonize",
+                "no",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        client = redis_sync.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=1)
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                if self.proc.poll() is not None:
+                    raise DevStackError(f"Redis exited at start-up; see {self.logfile}")
+                try:
+                    client.ping()
+                    return
+                except redis_sync.ConnectionError:
+                    if time.monotonic() > deadline:
+                        raise DevStackError(f"Redis did not come up in {timeout}s") from None
+                    time.sleep(0.05)
+        finally:
+            client.close()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@contextlib.contextmanager
+def running(server: Postgres | RedisServer):  # type: ignore[no-untyped-def]
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

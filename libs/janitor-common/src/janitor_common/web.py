@@ -1,0 +1,218 @@
+"""What every service's HTTP side shares: health, readiness, metrics, errors, access log.
+
+Each app gets its own Prometheus registry (no process-global state), so
+tests can build several apps in one process and read their metrics apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .negotiate import NotAcceptable, prefers_json
+
+access_log = logging.getLogger("janitor.access")
+logger = logging.getLogger(__name__)
+
+ReadinessCheck = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class HttpMetrics:
+    requests: Counter
+    latency: Histogram
+
+
+def make_http_metrics(registry: CollectorRegistry) -> HttpMetrics:
+    return HttpMetrics(
+        requests=Counter(
+            "http_requests", "HTTP requests by route and status", ["method", "route", "status"], registry=registry
+        ),
+        latency=Histogram(
+            "http_request_duration_seconds",
+            "HTTP request latency by route (until the response is complete)",
+            ["method", "route"],
+            registry=registry,
+        ),
+    )
+
+
+def _route_template(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return str(path) if path else "unmatched"
+
+
+class ObservabilityMiddleware:
+    """Per-route count and latency, and one access-log line per request.
+
+    A plain ASGI middleware rather than BaseHTTPMiddleware, so streamed
+    responses pass through unbuffered.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+        sent = 0
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - start
+            route = _route_template(scope)
+            method = scope["method"]
+            self.metrics.requests.labels(method, route, str(status)).inc()
+            self.metrics.latency.labels(method, route).observe(elapsed)
+            client = scope.get("client")
+            query = scope.get("query_string", b"").decode("latin-1")
+            target = scope["path"] + (f"?{query}" if query else "")
+            access_log.info(
+                "%s %s %s %d %dB %.1fms",
+                client[0] if client else "-",
+                method,
+                target,
+                status,
+                sent,
+                elapsed * 1000,
+            )
+
+
+def error_response(
+    request: Request,
+    status: int,
+    message: str,
+    *,
+    details: Any = None,
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Response:
+    """Plain text by default (the platform's clients parse it); JSON if preferred."""
+    if prefers_json(request.headers.get("accept")):
+        body: dict[str, Any] = {"error": message, "details": details}
+        if extra:
+            body.update(extra)
+        return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+    return PlainTextResponse(message + "\n", status_code=status, headers=dict(headers or {}))
+
+
+def _describe_validation(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ())]
+        where = loc[0] if loc else "request"
+        name = ".".join(loc[1:]) or where
+        if err.get("type") == "missing":
+            parts.append(f"missing {where} parameter {name!r}" if where != "body" else f"missing field {name!r}")
+        else:
+            parts.append(f"invalid {where} parameter {name!r}: {err.get('msg')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        return error_response(request, exc.status_code, str(exc.detail), headers=exc.headers)
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        # The platform's clients expect 400 with a reason, not FastAPI's 422.
+        assert isinstance(exc, RequestValidationError)
+        return error_response(request, 400, _describe_validation(exc))
+
+    async def not_acceptable(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, NotAcceptable)
+        return PlainTextResponse("not acceptable; available types: " + ", ".join(exc.offered) + "\n", status_code=406)
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return error_response(request, 500, "internal server error")
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(NotAcceptable, not_acceptable)
+    app.add_exception_handler(Exception, unexpected)
+
+
+def postgres_check(engine: AsyncEngine) -> ReadinessCheck:
+    async def check() -> None:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    return check
+
+
+def redis_check(client: Redis) -> ReadinessCheck:
+    async def check() -> None:
+        await client.ping()
+
+    return check
+
+
+def install_common_routes(
+    app: FastAPI,
+    registry: CollectorRegistry,
+    checks: Callable[[Request], Sequence[tuple[str, ReadinessCheck]]],
+    *,
+    timeout: float = 2.0,
+) -> None:
+    """``/health``, ``/ready`` and ``/metrics``, plus request metrics and access log.
+
+    ``checks`` returns the readiness checks for a request; they are usually
+    built from resources opened in the app's lifespan.
+    """
+    app.add_middleware(ObservabilityMiddleware, metrics=make_http_metrics(registry))
+
+    @app.get("/health", include_in_schema=False)
+    async def health() -> PlainTextResponse:
+        return PlainTextResponse("ok\n")
+
+    @app.get("/ready", include_in_schema=False)
+    async def ready(request: Request) -> PlainTextResponse:
+        failures = []
+        named = list(checks(request))
+
+        async def run(name: str, check: ReadinessCheck) -> None:
+            try:
+                await asyncio.wait_for(check(), timeout)
+            except TimeoutError:
+                failures.append(f"{name}: no answer within {timeout:g}s")
+            except Exception as e:  # any failure means "not ready", with its reason
+                reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                failures.append(f"{name}: {reason}")
+
+        await asyncio.gather(*(run(n, c) for n, c in named))
+        if failures:
+            return PlainTextResponse("not ready: " + "; ".join(sorted(failures)) + "\n", status_code=503)
+        return PlainTextResponse("ready\n")
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,108 @@
+import base64
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import Depends, FastAPI, Request
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from janitor_common.auth import check_worker, parse_basic, worker_dependency
+from janitor_common.db.engine import make_async_engine
+from janitor_common.web import install_error_handlers
+
+JANITOR_DB = str(Path(sys.executable).parent / "janitor-db")
+
+
+def janitor_db(database_url: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JANITOR_")}
+    env["JANITOR_DATABASE_URL"] = database_url
+    return subprocess.run([JANITOR_DB, *args], input=stdin, env=env, capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = make_async_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+async def test_add_worker_then_auth(database_url: str, engine: AsyncEngine) -> None:
+    proc = janitor_db(database_url, "add-worker", "alice", "--link", "https://w/alice", stdin="s3cret pass\n")
+    assert proc.returncode == 0, proc.stderr
+    assert "s3cret" not in proc.stdout + proc.stderr
+
+    assert await check_worker(engine, "alice", "s3cret pass")
+    assert not await check_worker(engine, "alice", "wrong")
+    assert not await check_worker(engine, "bob", "s3cret pass")
+
+    listed = janitor_db(database_url, "list-workers")
+    assert listed.stdout.splitlines() == ["alice\thttps://w/alice"]
+    again = janitor_db(database_url, "add-worker", "alice", stdin="x\n")
+    assert again.returncode == 1 and "already exists" in again.stderr
+    assert janitor_db(database_url, "remove-worker", "alice").returncode == 0
+    assert not await check_worker(engine, "alice", "s3cret pass")
+    gone = janitor_db(database_url, "remove-worker", "alice")
+    assert gone.returncode == 1 and "no such worker" in gone.stderr
+
+
+def test_add_worker_rejects_empty_password(database_url: str) -> None:
+    proc = janitor_db(database_url, "add-worker", "carol", stdin="")
+    assert proc.returncode == 2 and "empty password" in proc.stderr
+
+
+def test_add_codebase(database_url: str) -> None:
+    assert janitor_db(database_url, "add-codebase", "foo", "--url", "https://x/foo").returncode == 0
+    assert janitor_db(database_url, "add-codebase", "foo").returncode == 1
+    bad = janitor_db(database_url, "add-codebase", "../etc")
+    assert bad.returncode == 2 and "invalid codebase name" in bad.stderr
+
+
+def test_unreachable_database_is_one_line() -> None:
+    proc = janitor_db("postgresql://nobody@127.0.0.1:1/none", "list-workers")
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("janitor-db: cannot use the database:") and "Traceback" not in proc.stderr
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+async def test_dependency_401s_look_the_same(database_url: str, engine: AsyncEngine) -> None:
+    assert janitor_db(database_url, "add-worker", "alice", stdin="pw\n").returncode == 0
+    app = FastAPI()
+    install_error_handlers(app)
+    required = worker_dependency(lambda request: engine)
+    optional = worker_dependency(lambda request: engine, optional=True)
+
+    @app.get("/private")
+    async def private(request: Request, worker: str | None = Depends(required)) -> dict[str, str | None]:
+        return {"worker": worker}
+
+    @app.get("/maybe")
+    async def maybe(request: Request, worker: str | None = Depends(optional)) -> dict[str, str | None]:
+        return {"worker": worker}
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        ok = await client.get("/private", headers=basic("alice", "pw"))
+        assert ok.json() == {"worker": "alice"}
+        wrong_pw = await client.get("/private", headers=basic("alice", "nope"))
+        unknown = await client.get("/private", headers=basic("mallory", "pw"))
+        assert wrong_pw.status_code == unknown.status_code == 401
+        assert wrong_pw.text == unknown.text
+        assert wrong_pw.headers["www-authenticate"] == 'Basic realm="janitor"'
+        none = await client.get("/private")
+        assert none.status_code == 401 and "www-authenticate" in none.headers
+        assert (await client.get("/maybe")).json() == {"worker": None}
+        assert (await client.get("/maybe", headers=basic("alice", "nope"))).status_code == 401
+        assert (await client.get("/maybe", headers={"Authorization": "Basic !!!"})).status_code == 401
+
+
+def test_parse_basic() -> None:
+    assert parse_basic("Basic " + base64.b64encode(b"a:b:c").decode()) == ("a", "b:c")
+    assert parse_basic("Bearer x") is None
+    assert parse_basic("Basic " + base64.b64encode(b"nocolon").decode()) is None
+    assert parse_basic(None) is None

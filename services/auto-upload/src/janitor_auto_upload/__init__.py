@@ -1,0 +1,1 @@
+"""auto-upload: signs and uploads successful Debian builds, each exactly once."""

@@ -1,0 +1,1 @@
+"""bzr-store: hosts Bazaar repositories over HTTP with Breezy's smart protocol."""

@@ -1,0 +1,50 @@
+"""``janitor-bzr-store``: serve the admin and public interfaces from one process."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from janitor_common.server import Listener, serve
+from janitor_common.service import add_common_arguments, settings_from_args
+
+from .app import create_admin_app, create_public_app
+from .settings import BzrStoreSettings
+
+PROG = "janitor-bzr-store"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Host Bazaar repositories over HTTP (Breezy smart protocol). "
+        "The admin interface (--port) is for the deployment only; the public one (--public-port) "
+        "is read-only for anonymous clients and writable for workers.",
+    )
+    parser.add_argument("--vcs-path", metavar="DIR", help="directory holding the repositories ($JANITOR_VCS_PATH)")
+    add_common_arguments(parser, default_port=9929)
+    parser.add_argument("--public-port", type=int, metavar="PORT", help="public interface port (default: 9930)")
+    parser.add_argument("--client-max-size", type=int, metavar="BYTES", help="largest request body accepted")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = settings_from_args(BzrStoreSettings, PROG, args)
+    if not settings.vcs_path.is_dir():
+        print(f"{PROG}: vcs path {settings.vcs_path} is not a directory", file=sys.stderr)
+        return 2
+    if not os.access(settings.vcs_path, os.W_OK | os.X_OK):
+        print(f"{PROG}: vcs path {settings.vcs_path} is not writable", file=sys.stderr)
+        return 2
+    return serve(
+        [
+            Listener(create_admin_app(settings), settings.listen_address, settings.port, "admin"),
+            Listener(create_public_app(settings), settings.listen_address, settings.public_port, "public"),
+        ]
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+from janitor_bzr_store.app import create_admin_app
+from janitor_bzr_store.settings import BzrStoreSettings
+from janitor_common.devstack import free_port
+from janitor_common.testing import ServiceProcess, asgi_client, console_script, service_env
+
+
+async def test_admin_app_health_ready_metrics(janitor_env: dict[str, str], tmp_path: Path) -> None:
+    app = create_admin_app(BzrStoreSettings(vcs_path=tmp_path))  # type: ignore[call-arg]
+    async with asgi_client(app) as client:
+        assert (await client.get("/health")).status_code == 200
+        assert (await client.get("/ready")).status_code == 200
+        assert "http_requests_total" in (await client.get("/metrics")).text
+
+
+def test_console_script_serves_both_ports_and_stops(janitor_env: dict[str, str], tmp_path: Path) -> None:
+    admin, public = free_port(), free_port()
+    proc = ServiceProcess(
+        [
+            console_script("janitor-bzr-store"),
+            "--vcs-path",
+            str(tmp_path),
+            "--port",
+            str(admin),
+            "--public-port",
+            str(public),
+        ],
+        service_env(**janitor_env),
+        f"http://127.0.0.1:{admin}/health",
+        tmp_path / "bzr-store.log",
+    )
+    proc.start()
+    assert httpx.get(f"http://127.0.0.1:{public}/health").status_code == 200
+    started = time.monotonic()
+    assert proc.stop(signal.SIGTERM) == 0
+    assert time.monotonic() - started < 5
+
+
+def test_missing_vcs_path_is_one_line(janitor_env: dict[str, str], tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [console_script("janitor-bzr-store"), "--vcs-path", str(tmp_path / "nope")],
+        env=service_env(**janitor_env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == f"janitor-bzr-store: vcs path {tmp_path / 'nope'} is not a directory"

@@ -1,0 +1,1 @@
+"""differ: debdiff and diffoscope of two runs' binary packages."""

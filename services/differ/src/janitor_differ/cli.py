@@ -1,0 +1,36 @@
+"""``janitor-differ``: serve the diff API."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from janitor_common.server import Listener, serve
+from janitor_common.service import add_common_arguments, settings_from_args
+
+from .app import create_app
+from .settings import DifferSettings
+
+PROG = "janitor-differ"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Compare the binary packages of two runs with debdiff and diffoscope."
+    )
+    add_common_arguments(parser, default_port=9920)
+    parser.add_argument("--cache-path", metavar="DIR", help="where results are cached (directory, s3:// or gs://)")
+    parser.add_argument("--task-memory-limit", type=int, metavar="MB", help="address-space limit per diff (1500)")
+    parser.add_argument("--task-timeout", type=float, metavar="S", help="time limit per diff in seconds (60)")
+    parser.add_argument("--diffoscope-command", metavar="CMD", help="diffoscope executable (default: diffoscope)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = settings_from_args(DifferSettings, PROG, args)
+    return serve([Listener(create_app(settings), settings.listen_address, settings.port, "differ")])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
