@@ -10,7 +10,9 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 PACKAGES := libs/janitor-common services/bzr-store services/differ services/auto-upload
 SRC_DIRS := libs/janitor-common/src services/bzr-store/src services/differ/src services/auto-upload/src
-TEST_DIRS := libs/janitor-common/tests services/bzr-store/tests services/differ/tests services/auto-upload/tests tests/integration
+# Only directories that exist: a fresh clone has no empty ones.
+TEST_DIRS := $(wildcard libs/janitor-common/tests services/bzr-store/tests services/differ/tests services/auto-upload/tests tests/integration)
+LINT_DIRS := $(SRC_DIRS) $(TEST_DIRS) $(wildcard bench scripts/*.py)
 
 .PHONY: all help system-deps install lock run test unit lint format bench clean
 
@@ -46,13 +48,13 @@ run: system-deps install
 	$(VPY) -m janitor_common.devrun
 
 lint: install
-	$(VENV)/bin/ruff check $(SRC_DIRS) $(TEST_DIRS) bench scripts
-	$(VENV)/bin/ruff format --check $(SRC_DIRS) $(TEST_DIRS) bench scripts
+	$(VENV)/bin/ruff check $(LINT_DIRS)
+	$(VENV)/bin/ruff format --check $(LINT_DIRS)
 	$(VENV)/bin/mypy $(SRC_DIRS)
 
 format: install
-	$(VENV)/bin/ruff format $(SRC_DIRS) $(TEST_DIRS) bench scripts
-	$(VENV)/bin/ruff check --fix $(SRC_DIRS) $(TEST_DIRS) bench scripts
+	$(VENV)/bin/ruff format $(LINT_DIRS)
+	$(VENV)/bin/ruff check --fix $(LINT_DIRS)
 
 unit: system-deps install
 	$(VPY) -m pytest $(TEST_DIRS)
@@ -60,7 +62,7 @@ unit: system-deps install
 test: system-deps install lint unit
 
 bench: system-deps install
-	@for b in bench/*.py; do echo "== $$b"; $(VPY) $$b || exit 1; done
+	@for b in $(wildcard bench/*.py); do echo "== $$b"; $(VPY) $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
