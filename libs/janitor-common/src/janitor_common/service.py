@@ -24,7 +24,7 @@ from . import __version__
 from .config import CommonSettings, ConfigError, load_settings
 from .db.engine import make_async_engine
 from .logs import setup_logging
-from .web import install_common_routes, install_error_handlers, postgres_check, redis_check
+from .web import HttpMetrics, install_common_routes, install_error_handlers, postgres_check, redis_check
 
 logger = logging.getLogger(__name__)
 
@@ -49,9 +49,16 @@ def create_service_app(
     settings: CommonSettings,
     *,
     registry: CollectorRegistry | None = None,
+    http_metrics: HttpMetrics | None = None,
     extra_lifespan: ExtraLifespan | None = None,
     docs: bool = True,
+    metrics_route: bool = True,
 ) -> FastAPI:
+    """A FastAPI app with the common resources, error handling and routes.
+
+    Apps served by one process may share ``registry`` and ``http_metrics``;
+    ``metrics_route=False`` keeps ``/metrics`` off an app facing the public.
+    """
     registry = registry if registry is not None else CollectorRegistry()
 
     @contextlib.asynccontextmanager
@@ -87,6 +94,8 @@ def create_service_app(
             ("postgresql", postgres_check(get_engine(request))),
             ("redis", redis_check(get_redis(request))),
         ],
+        http_metrics=http_metrics,
+        metrics_route=metrics_route,
     )
     return app
 

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -61,6 +61,21 @@ def _new_database(server: Postgres, template: str | None) -> Iterator[str]:
         yield url
     finally:
         server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def database_factory(pg_server: Postgres) -> Iterator[Callable[[], str]]:
+    """Makes migrated databases for fixtures of wider scope than one test."""
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"test_{os.getpid()}_{next(_counter)}"
+        made.append(name)
+        return pg_server.create_database(name, template=TEMPLATE_DB)
+
+    yield make
+    for name in made:
+        pg_server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -182,13 +182,15 @@ def install_common_routes(
     checks: Callable[[Request], Sequence[tuple[str, ReadinessCheck]]],
     *,
     timeout: float = 2.0,
+    http_metrics: HttpMetrics | None = None,
+    metrics_route: bool = True,
 ) -> None:
     """``/health``, ``/ready`` and ``/metrics``, plus request metrics and access log.
 
     ``checks`` returns the readiness checks for a request; they are usually
     built from resources opened in the app's lifespan.
     """
-    app.add_middleware(ObservabilityMiddleware, metrics=make_http_metrics(registry))
+    app.add_middleware(ObservabilityMiddleware, metrics=http_metrics or make_http_metrics(registry))
 
     @app.get("/health", include_in_schema=False)
     async def health() -> PlainTextResponse:
@@ -205,7 +207,8 @@ def install_common_routes(
             except TimeoutError:
                 failures.append(f"{name}: no answer within {timeout:g}s")
             except Exception as e:  # any failure means "not ready", with its reason
-                reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                error = getattr(e, "orig", None) or e  # SQLAlchemy wraps the driver's error
+                reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
                 failures.append(f"{name}: {reason}")
 
         await asyncio.gather(*(run(n, c) for n, c in named))
@@ -213,6 +216,8 @@ def install_common_routes(
             return PlainTextResponse("not ready: " + "; ".join(sorted(failures)) + "\n", status_code=503)
         return PlainTextResponse("ready\n")
 
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    if metrics_route:
+
+        @app.get("/metrics", include_in_schema=False)
+        async def metrics() -> Response:
+            return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

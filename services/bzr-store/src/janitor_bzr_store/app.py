@@ -6,14 +6,43 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from janitor_common.service import create_service_app
+from janitor_common.web import make_http_metrics
 
+from .context import context_lifespan
+from .metrics import make_metrics
+from .routes import admin_router, public_router
 from .settings import BzrStoreSettings
 
 
+def create_apps(settings: BzrStoreSettings, registry: CollectorRegistry | None = None) -> tuple[FastAPI, FastAPI]:
+    """The admin and public apps; both report to one registry, served on the admin port."""
+    registry = registry if registry is not None else CollectorRegistry()
+    http_metrics = make_http_metrics(registry)
+    store_metrics = make_metrics(registry)
+    admin = create_service_app(
+        "janitor bzr-store (admin)",
+        settings,
+        registry=registry,
+        http_metrics=http_metrics,
+        extra_lifespan=context_lifespan(settings, store_metrics, "admin"),
+    )
+    admin.include_router(admin_router())
+    public = create_service_app(
+        "janitor bzr-store",
+        settings,
+        registry=registry,
+        http_metrics=http_metrics,
+        extra_lifespan=context_lifespan(settings, store_metrics, "public"),
+        docs=False,
+        metrics_route=False,
+    )
+    public.include_router(public_router())
+    return admin, public
+
+
 def create_admin_app(settings: BzrStoreSettings, registry: CollectorRegistry | None = None) -> FastAPI:
-    return create_service_app("janitor bzr-store (admin)", settings, registry=registry)
+    return create_apps(settings, registry)[0]
 
 
-def create_public_app(settings: BzrStoreSettings) -> FastAPI:
-    # The public side has its own registry: /metrics is served on the admin port.
-    return create_service_app("janitor bzr-store", settings, docs=False)
+def create_public_app(settings: BzrStoreSettings, registry: CollectorRegistry | None = None) -> FastAPI:
+    return create_apps(settings, registry)[1]

@@ -9,7 +9,7 @@ import sys
 from janitor_common.server import Listener, serve
 from janitor_common.service import add_common_arguments, settings_from_args
 
-from .app import create_admin_app, create_public_app
+from .app import create_apps
 from .settings import BzrStoreSettings
 
 PROG = "janitor-bzr-store"
@@ -38,10 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     if not os.access(settings.vcs_path, os.W_OK | os.X_OK):
         print(f"{PROG}: vcs path {settings.vcs_path} is not writable", file=sys.stderr)
         return 2
+    admin, public = create_apps(settings)
     return serve(
         [
-            Listener(create_admin_app(settings), settings.listen_address, settings.port, "admin"),
-            Listener(create_public_app(settings), settings.listen_address, settings.public_port, "public"),
+            Listener(admin, settings.listen_address, settings.port, "admin"),
+            Listener(public, settings.listen_address, settings.public_port, "public"),
         ]
     )
 

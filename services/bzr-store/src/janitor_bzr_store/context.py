@@ -1,0 +1,54 @@
+"""Per-app resources of bzr-store, opened in the lifespan."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+
+from .access import CodebaseCache, CredentialCache
+from .metrics import StoreMetrics
+from .settings import BzrStoreSettings
+from .store import Store
+
+
+@dataclass
+class BzrContext:
+    settings: BzrStoreSettings
+    store: Store
+    metrics: StoreMetrics
+    executor: concurrent.futures.ThreadPoolExecutor
+    campaigns: frozenset[str]
+    codebases: CodebaseCache = field(default_factory=CodebaseCache)
+    credentials: CredentialCache = field(default_factory=CredentialCache)
+
+
+def context_lifespan(settings: BzrStoreSettings, metrics: StoreMetrics, name: str) -> Any:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI, state: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        # Breezy work runs here, never on the event loop.
+        executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=settings.smart_threads, thread_name_prefix=f"bzr-{name}"
+        )
+        ctx = BzrContext(
+            settings=settings,
+            store=Store(settings.vcs_path),
+            metrics=metrics,
+            executor=executor,
+            campaigns=frozenset(settings.campaign_names()),
+        )
+        try:
+            yield {"bzr": ctx}
+        finally:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+    return lifespan
+
+
+def get_context(request: Request) -> BzrContext:
+    ctx: BzrContext = request.state.bzr
+    return ctx

@@ -1,0 +1,405 @@
+"""HTTP routes of both interfaces; the smart endpoint is shared between them."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from typing import Literal
+
+from breezy import errors as bzr_errors
+from breezy.branch import Branch
+from breezy.transport import Transport
+from breezy.transport.readonly import ReadonlyTransportDecorator
+from fastapi import APIRouter, Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+
+from janitor_common.auth import parse_basic, unauthorized
+from janitor_common.names import valid_campaign, valid_codebase
+from janitor_common.negotiate import negotiate
+from janitor_common.service import get_engine
+
+from . import diffcmd
+from .context import BzrContext, get_context
+from .history import UnknownRevision, revision_info
+from .jail import jailed_transport
+from .smart import _EOF, SmartCall, Unknown, response_outcome, sniff_verb, verb_class
+from .store import SMART_SUFFIX, BadPath, StorePath, parse_store_path
+
+logger = logging.getLogger(__name__)
+
+Interface = Literal["admin", "public"]
+LIST_TYPES = ["application/json", "text/html", "text/plain"]
+SNIFF_LIMIT = 64 * 1024
+# Responses up to this size are sent whole, with a Content-Length (see below).
+RESPONSE_BUFFER = 1 << 20
+# Anything but POST on a smart path gets 405 with "Allow: POST", as Breezy's own server does.
+SMART_METHODS = ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH"]
+
+
+def text_error(status: int, message: str, headers: dict[str, str] | None = None) -> PlainTextResponse:
+    return PlainTextResponse(message + "\n", status_code=status, headers=headers)
+
+
+async def run_blocking(ctx: BzrContext, fn, *args):  # type: ignore[no-untyped-def]
+    return await asyncio.get_running_loop().run_in_executor(ctx.executor, fn, *args)
+
+
+async def check_names(request: Request, ctx: BzrContext, sp: StorePath) -> Response | None:
+    if not await ctx.codebases.exists(get_engine(request), sp.codebase):
+        return text_error(404, f"no such codebase: {sp.codebase}")
+    if sp.campaign is not None and sp.campaign not in ctx.campaigns:
+        return text_error(404, f"no such campaign: {sp.campaign}")
+    return None
+
+
+def make_transports(ctx: BzrContext, sp: StorePath, writable: bool) -> tuple[Transport, Transport]:
+    root = jailed_transport(str(ctx.store.repository_path(sp.codebase)))
+    if not writable:
+        root = ReadonlyTransportDecorator("readonly+" + root.base, _decorated=root)
+    transport = root.clone(sp.relpath) if sp.relpath else root
+    return transport, root
+
+
+async def smart_endpoint(request: Request, path: str, interface: Interface) -> Response:
+    """``path`` is what follows the interface's prefix: ``codebase[/campaign[/role]]/.bzr/smart``."""
+    ctx = get_context(request)
+    path = "/" + path
+    if not path.endswith(SMART_SUFFIX):
+        return text_error(404, "not found")
+    path = path[: -len(SMART_SUFFIX)]
+    try:
+        sp = parse_store_path(path)
+    except BadPath as e:
+        return text_error(e.status, str(e))
+    if request.method != "POST":
+        return text_error(405, "smart protocol requests must be POSTed", {"Allow": "POST"})
+    problem = await check_names(request, ctx, sp)
+    if problem is not None:
+        return problem
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > ctx.settings.client_max_size):
+        return text_error(413, f"request body larger than {ctx.settings.client_max_size} bytes")
+
+    # Read just enough of the body to know the verb.
+    stream = request.stream().__aiter__()
+    head = b""
+    verb: bytes | type[Unknown] | None = Unknown
+    while verb is Unknown and len(head) < SNIFF_LIMIT:
+        try:
+            head += await stream.__anext__()
+        except StopAsyncIteration:
+            break
+        verb = sniff_verb(head)
+    # Verbs Breezy does not know (or bytes that are no request) are run
+    # read-only so Breezy answers them with its protocol error.
+    verb_kind = verb_class(verb) if isinstance(verb, bytes) else None
+    kind = verb_kind or "other"
+    logger.debug(
+        "%s smart %s %r (%s)%s",
+        interface,
+        path,
+        verb,
+        kind,
+        " with credentials" if "authorization" in request.headers else "",
+    )
+
+    writable = True
+    if interface == "public":
+        creds = parse_basic(request.headers.get("authorization"))
+        if creds is not None:
+            if not await ctx.credentials.check(get_engine(request), *creds):
+                ctx.metrics.requests.labels(interface, kind, "denied").inc()
+                raise unauthorized("invalid credentials")
+        elif "authorization" in request.headers:
+            raise unauthorized("unsupported authorization")
+        else:
+            writable = False
+            if verb_kind == "write":
+                ctx.metrics.requests.labels(interface, kind, "challenged").inc()
+                raise unauthorized("authentication required to write")
+
+    try:
+        await run_blocking(ctx, ctx.store.ensure_repository, sp.codebase)
+        if writable:
+            await run_blocking(ctx, ctx.store.ensure_parent, sp)
+    except (bzr_errors.BzrError, OSError) as e:
+        logger.error("repository for %s not usable: %s", sp.codebase, e)
+        return text_error(503, f"repository not openable: {sp.codebase}")
+
+    try:
+        transport, jail_root = make_transports(ctx, sp, writable)
+    except bzr_errors.PathNotChild:
+        # A symlink planted in the store, leading outside it.
+        logger.warning("refusing %s: it resolves outside the store", path)
+        return text_error(404, f"not found: {path}")
+    call = SmartCall(transport, jail_root, asyncio.get_running_loop())
+
+    async def body() -> AsyncIterator[bytes]:
+        if head:
+            yield head
+        async for chunk in stream:
+            yield chunk
+
+    metrics = ctx.metrics
+    metrics.active.labels(interface).inc()
+    finished = False
+    streaming = False
+    try:
+        worker = asyncio.get_running_loop().run_in_executor(ctx.executor, call.run)
+        size = await call.feed(body(), ctx.settings.client_max_size)
+        if size < 0:
+            call.abandon()
+            metrics.requests.labels(interface, kind, "too-large").inc()
+            return text_error(413, f"request body larger than {ctx.settings.client_max_size} bytes")
+        metrics.bytes_in.labels(interface).inc(size)
+        first = await call.next_item()
+        if isinstance(first, BaseException):
+            metrics.requests.labels(interface, kind, "failed").inc()
+            return text_error(500, "smart request failed")
+        outcome = response_outcome(first) if isinstance(first, bytes) else "other"
+        metrics.requests.labels(interface, kind, outcome).inc()
+
+        # Breezy's HTTP client keeps connections alive but cannot finish a
+        # chunked response: it leaves the last chunk on the socket, its next
+        # request on that connection fails after being sent, and it sends it
+        # again elsewhere -- running lock_write or insert_stream twice. So a
+        # response that fits in the buffer goes out with a Content-Length, and
+        # a longer one is streamed on a connection closed after it.
+        held: list[bytes] = []
+        held_size = 0
+        item = first
+        while isinstance(item, bytes) and held_size <= RESPONSE_BUFFER:
+            held.append(item)
+            held_size += len(item)
+            item = await call.next_item()
+        if item is _EOF:
+            finished = True
+            metrics.bytes_out.labels(interface).inc(held_size)
+            await worker
+            return Response(b"".join(held), media_type="application/octet-stream")
+        if isinstance(item, BaseException):
+            finished = True
+            await worker
+            return text_error(500, "smart request failed")
+
+        async def produce() -> AsyncIterator[bytes]:
+            nonlocal finished
+            pending: object = item
+            try:
+                for chunk in held:
+                    metrics.bytes_out.labels(interface).inc(len(chunk))
+                    yield chunk
+                held.clear()
+                while pending is not _EOF:
+                    if isinstance(pending, BaseException):
+                        logger.error("smart response cut short: %s", pending)
+                        return
+                    assert isinstance(pending, bytes)
+                    metrics.bytes_out.labels(interface).inc(len(pending))
+                    yield pending
+                    pending = await call.next_item()
+                finished = True
+            finally:
+                if not finished:
+                    call.abandon()
+                metrics.active.labels(interface).dec()
+                await asyncio.shield(worker)
+
+        streaming = True
+        return StreamingResponse(produce(), media_type="application/octet-stream", headers={"Connection": "close"})
+    finally:
+        if not streaming:  # otherwise the response generator owns the call
+            if not finished:
+                call.abandon()
+            metrics.active.labels(interface).dec()
+
+
+async def repository_list(request: Request, base: str) -> Response:
+    media_type = negotiate(request.headers.get("accept"), LIST_TYPES)
+    ctx = get_context(request)
+    names = await run_blocking(ctx, ctx.store.list_repositories)
+    if media_type == "application/json":
+        return JSONResponse(names)
+    if media_type == "text/plain":
+        return PlainTextResponse("".join(n + "\n" for n in names))
+    items = "".join(f'<li><a href="{html.escape(base + n)}/">{html.escape(n)}</a></li>' for n in names)
+    return HTMLResponse(
+        f"<!DOCTYPE html><html><head><title>Repositories</title></head><body><ul>{items}</ul></body></html>"
+    )
+
+
+def admin_router() -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/")
+    async def list_repositories(request: Request) -> Response:
+        return await repository_list(request, "/")
+
+    async def codebase_repo(request: Request, codebase: str) -> tuple[BzrContext, str] | Response:
+        ctx = get_context(request)
+        if not valid_codebase(codebase):
+            return text_error(400, f"invalid codebase name: {codebase!r}")
+        path = ctx.store.repository_path(codebase)
+        if not (path / ".bzr").is_dir():
+            if not await ctx.codebases.exists(get_engine(request), codebase):
+                return text_error(404, f"no such codebase: {codebase}")
+            return text_error(404, f"no repository for codebase: {codebase}")
+        return ctx, str(path)
+
+    @router.get("/{codebase}/diff")
+    async def diff(request: Request, codebase: str, old: str, new: str) -> Response:
+        found = await codebase_repo(request, codebase)
+        if isinstance(found, Response):
+            return found
+        ctx, repo_path = found
+        return await stream_diff(ctx, repo_path, old, new)
+
+    @router.get("/{codebase}/revision-info")
+    async def revision_info_route(request: Request, codebase: str, old: str, new: str) -> Response:
+        found = await codebase_repo(request, codebase)
+        if isinstance(found, Response):
+            return found
+        ctx, repo_path = found
+        try:
+            info = await run_blocking(ctx, revision_info, repo_path, old, new)
+        except UnknownRevision as e:
+            return text_error(404, f"unknown revision: {e}")
+        except bzr_errors.BzrError as e:
+            logger.error("cannot read repository %s: %s", repo_path, e)
+            return text_error(503, f"repository not openable: {codebase}")
+        return JSONResponse(info)
+
+    @router.post("/{codebase}/remotes/{remote}")
+    async def set_remote(request: Request, codebase: str, remote: str) -> Response:
+        found = await codebase_repo(request, codebase)
+        if isinstance(found, Response):
+            return found
+        ctx, repo_path = found
+        if not valid_campaign(remote):
+            return text_error(400, f"invalid remote name: {remote!r}")
+        form = await request.form()
+        url = form.get("url")
+        if not isinstance(url, str) or not url:
+            return text_error(400, "missing form field 'url'")
+
+        def set_parent() -> bool:
+            try:
+                branch = Branch.open(os.path.join(repo_path, remote))
+            except bzr_errors.NotBranchError:
+                return False
+            branch.set_parent(url)
+            return True
+
+        if not await run_blocking(ctx, set_parent):
+            return text_error(404, f"no branch at {codebase}/{remote}")
+        return PlainTextResponse("", status_code=204)
+
+    @router.api_route("/{path:path}", methods=SMART_METHODS)
+    async def smart(request: Request, path: str) -> Response:
+        return await smart_endpoint(request, path, "admin")
+
+    return router
+
+
+def public_router() -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/")
+    async def index() -> HTMLResponse:
+        return HTMLResponse(
+            "<!DOCTYPE html><html><head><title>Janitor Bazaar store</title></head><body>"
+            "<h1>Janitor Bazaar store</h1>"
+            '<p>Repositories: <a href="/bzr/">/bzr/</a>. Branch with '
+            "<code>brz branch bzr+http://HOST/bzr/CODEBASE/CAMPAIGN/main</code>.</p></body></html>"
+        )
+
+    @router.get("/bzr/")
+    async def list_repositories(request: Request) -> Response:
+        return await repository_list(request, "/bzr/")
+
+    @router.api_route("/bzr/{path:path}", methods=SMART_METHODS)
+    async def smart(request: Request, path: str) -> Response:
+        return await smart_endpoint(request, path, "public")
+
+    return router
+
+
+async def stream_diff(ctx: BzrContext, repo_path: str, old: str, new: str) -> Response:
+    """Run the diff in a subprocess; 404/503 before any output, 504 at the deadline."""
+    started = time.monotonic()
+    deadline = started + ctx.settings.diff_timeout
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        diffcmd.__name__,
+        repo_path,
+        old,
+        new,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+
+    def kill() -> None:
+        if proc.returncode is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    async def read(n: int = 65536) -> bytes:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        return await asyncio.wait_for(proc.stdout.read(n), remaining)  # type: ignore[union-attr]
+
+    try:
+        first = await read()
+    except TimeoutError:
+        kill()
+        await proc.wait()
+        return text_error(504, f"diff took longer than {ctx.settings.diff_timeout:g}s")
+    if not first:
+        stderr = (await proc.stderr.read()).decode(errors="replace").strip()
+        code = await proc.wait()
+        ctx.metrics.diff_duration.observe(time.monotonic() - started)
+        if code == diffcmd.UNKNOWN_REVISION:
+            return text_error(404, stderr)
+        if code == diffcmd.UNOPENABLE:
+            return text_error(503, stderr)
+        if code != 0:
+            logger.error("diff failed (exit %s): %s", code, stderr)
+            return text_error(500, "diff failed")
+        return Response(b"", media_type="text/x-diff")
+
+    async def produce() -> AsyncIterator[bytes]:
+        chunk = first
+        try:
+            while chunk:
+                yield chunk
+                try:
+                    chunk = await read()
+                except TimeoutError:
+                    logger.warning(
+                        "diff of %s %s..%s cut at the %gs deadline", repo_path, old, new, ctx.settings.diff_timeout
+                    )
+                    return
+            await proc.wait()
+        finally:
+            kill()
+            await proc.wait()
+            ctx.metrics.diff_duration.observe(time.monotonic() - started)
+
+    return StreamingResponse(produce(), media_type="text/x-diff")
+
+
+__all__ = ["admin_router", "json", "public_router"]

@@ -1,0 +1,240 @@
+"""Breezy's smart protocol over HTTP, streamed both ways and off the event loop.
+
+Breezy's own WSGI server reads the whole request body, runs the request and
+buffers the whole response, so a 300 MB push costs 300 MB (and more) of
+server memory. Here each request runs in a worker thread that is fed the body
+as it arrives and whose output is handed to the event loop in bounded
+chunks: the thread blocks when the client reads slowly, so memory stays flat
+whatever the size of a fetch or push.
+
+The first bytes of a request also tell its verb, which the public interface
+uses to decide whether to ask for credentials before anything runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import queue
+import struct
+import threading
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from breezy.bzr.smart import medium, protocol, request
+from breezy.transport import Transport
+from fastbencode import bdecode
+
+logger = logging.getLogger(__name__)
+
+V3_PREFIX = protocol.MESSAGE_VERSION_THREE  # b"bzr message 3 (bzr 1.6)\n"
+V2_PREFIX = protocol.REQUEST_VERSION_TWO  # b"bzr request 2\n"
+INCOMPLETE = b"error\x01incomplete request\n"
+# Our answer when Breezy's protocol code itself fails on a malformed request
+# (it does, for example, on a protocol-1 request whose verb is not ASCII).
+BAD_REQUEST = b"error\x01Generic bzr smart protocol error: bad request\n"
+OUT_CHUNK = 64 * 1024  # bytes gathered before a hand-over to the event loop
+QUEUE_DEPTH = 8  # chunks in flight each way: bounds memory per request
+_EOF = object()
+
+
+class Unknown:
+    """Not enough bytes yet to tell the verb."""
+
+
+def sniff_verb(data: bytes) -> bytes | type[Unknown] | None:
+    """The verb of a smart request from its first bytes.
+
+    Returns ``Unknown`` when more bytes are needed, ``None`` when the bytes
+    are not a request we can parse (Breezy will answer with a protocol error).
+    """
+    if data.startswith(V3_PREFIX):
+        rest = data[len(V3_PREFIX) :]
+        if len(rest) < 4:
+            return Unknown
+        (hlen,) = struct.unpack("!L", rest[:4])
+        rest = rest[4 + hlen :]
+        if rest[:1] not in (b"", b"s"):
+            return None
+        if len(rest) < 5:
+            return Unknown
+        (alen,) = struct.unpack("!L", rest[1:5])
+        if len(rest) < 5 + alen:
+            return Unknown
+        try:
+            args = bdecode(rest[5 : 5 + alen])
+        except Exception:
+            return None
+        if isinstance(args, list | tuple) and args and isinstance(args[0], bytes):
+            return bytes(args[0])
+        return None
+    if V3_PREFIX.startswith(data) or V2_PREFIX.startswith(data):
+        return Unknown
+    line_start = len(V2_PREFIX) if data.startswith(V2_PREFIX) else 0
+    end = data.find(b"\n", line_start)
+    if end == -1:
+        return Unknown if len(data) < 4096 else None
+    verb = data[line_start:end].split(b"\x01", 1)[0]
+    return verb or None
+
+
+def verb_class(verb: bytes) -> str | None:
+    """'read' or 'write' for a verb Breezy's server knows, None for any other."""
+    try:
+        info = request.request_handlers.get_info(verb)
+    except KeyError:
+        return None
+    return "read" if info == "read" else "write"
+
+
+def response_outcome(first: bytes) -> str:
+    """'success' or 'error' from the start of a protocol-3 response, else 'other'."""
+    if not first.startswith(V3_PREFIX):
+        return "error" if first.startswith(b"error") else "other"
+    rest = first[len(V3_PREFIX) :]
+    if len(rest) < 4:
+        return "other"
+    (hlen,) = struct.unpack("!L", rest[:4])
+    status = rest[4 + hlen : 4 + hlen + 2]
+    if status == b"oS":
+        return "success"
+    if status == b"oE":
+        return "error"
+    return "other"
+
+
+class Aborted(Exception):
+    """The client went away; the worker thread stops producing."""
+
+
+@dataclass
+class SmartCall:
+    """One smart request: fed by the event loop, run by a worker thread."""
+
+    transport: Transport
+    jail_root: Transport
+    loop: asyncio.AbstractEventLoop
+    inbox: queue.Queue[object] = field(default_factory=lambda: queue.Queue(QUEUE_DEPTH))
+    outbox: asyncio.Queue[object] = field(default_factory=lambda: asyncio.Queue(QUEUE_DEPTH))
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    bytes_out: int = 0
+
+    # ---- worker thread side
+
+    def _emit(self, item: object) -> None:
+        future = asyncio.run_coroutine_threadsafe(self.outbox.put(item), self.loop)
+        while True:
+            try:
+                future.result(timeout=1.0)
+                return
+            except concurrent.futures.TimeoutError:
+                if self.cancelled.is_set():
+                    future.cancel()
+                    raise Aborted() from None
+
+    def run(self) -> None:
+        """Run the request to completion in this (worker) thread."""
+        buffer = bytearray()
+        flushed = False
+
+        def write(data: bytes) -> None:
+            nonlocal flushed
+            buffer.extend(data)
+            if len(buffer) >= OUT_CHUNK:
+                chunk = bytes(buffer)
+                buffer.clear()
+                flushed = True
+                self.bytes_out += len(chunk)
+                self._emit(chunk)
+
+        server_protocol: Any = None
+        head = b""
+        broken = False
+
+        def accept(data: bytes) -> None:
+            nonlocal broken
+            try:
+                server_protocol.accept_bytes(data)
+            except Exception as e:
+                logger.warning("malformed smart request: %s: %s", type(e).__name__, e)
+                broken = True
+                if not flushed:
+                    buffer.clear()
+                    buffer.extend(BAD_REQUEST)
+
+        try:
+            while True:
+                item = self.inbox.get()
+                if item is _EOF:
+                    break
+                assert isinstance(item, bytes)
+                if server_protocol is None:
+                    # Enough bytes to recognise the protocol version first.
+                    head += item
+                    if len(head) < len(V3_PREFIX) and V3_PREFIX.startswith(head):
+                        continue
+                    factory, unused = medium._get_protocol_factory_for_bytes(head)
+                    server_protocol = factory(self.transport, write, None, self.jail_root)
+                    item, head = unused, b""
+                if broken or server_protocol.next_read_size() == 0:
+                    continue  # finished (or failed) early: drain the rest unread
+                accept(item)
+            if server_protocol is None and head:
+                factory, unused = medium._get_protocol_factory_for_bytes(head)
+                server_protocol = factory(self.transport, write, None, self.jail_root)
+                accept(unused)
+            incomplete = server_protocol is None or (not broken and server_protocol.next_read_size() != 0)
+            if incomplete and not flushed:
+                # What Breezy's HTTP server answers, and clients expect, for a
+                # truncated request (or one in a protocol we do not speak).
+                buffer.clear()
+                buffer.extend(INCOMPLETE)
+            if buffer:
+                self.bytes_out += len(buffer)
+                self._emit(bytes(buffer))
+            self._emit(_EOF)
+        except Aborted:
+            logger.info("client went away; smart request abandoned")
+        except BaseException as e:
+            logger.exception("smart request failed")
+            try:
+                self._emit(e)
+            except Aborted:
+                pass
+
+    # ---- event loop side
+
+    async def feed(self, chunks: AsyncIterator[bytes], limit: int) -> int:
+        """Pass the request body to the worker; returns its size, or -1 past ``limit``."""
+        size = 0
+        try:
+            async for chunk in chunks:
+                if not chunk:
+                    continue
+                size += len(chunk)
+                if size > limit:
+                    return -1
+                try:
+                    self.inbox.put_nowait(chunk)
+                except queue.Full:
+                    await asyncio.to_thread(self.inbox.put, chunk)
+            return size
+        finally:
+            try:
+                self.inbox.put_nowait(_EOF)
+            except queue.Full:
+                await asyncio.to_thread(self.inbox.put, _EOF)
+
+    async def next_item(self) -> object:
+        return await self.outbox.get()
+
+    def abandon(self) -> None:
+        self.cancelled.set()
+        # Unblock a worker waiting on a full outbox.
+        while not self.outbox.empty():
+            self.outbox.get_nowait()
+
+
+ThreadRunner = Callable[[Callable[[], None]], "asyncio.Future[None]"]

@@ -1,0 +1,100 @@
+"""The on-disk store: ``<vcs_path>/<codebase>/`` shared repositories.
+
+A codebase's repository is created on first use (when the database knows the
+codebase); branches live at ``<codebase>/<campaign>/`` and
+``<codebase>/<campaign>/<role>/``. Names are validated before they touch the
+file system. Several processes may serve one store: creation takes a file
+lock, and everything else relies on Breezy's own locks.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from breezy.controldir import format_registry
+
+from janitor_common.names import valid_campaign, valid_codebase
+
+SMART_SUFFIX = "/.bzr/smart"
+
+
+class BadPath(ValueError):
+    """A request path that names nothing we serve; ``status`` is 400 or 404."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class StorePath:
+    codebase: str
+    campaign: str | None = None
+    role: str | None = None
+
+    @property
+    def relpath(self) -> str:
+        """The path below the codebase's repository (``""`` for the repository)."""
+        return "/".join(p for p in (self.campaign, self.role) if p)
+
+
+def parse_store_path(path: str) -> StorePath:
+    """``codebase[/campaign[/role]]`` as it appears in a URL (already percent-decoded)."""
+    if "\x00" in path or "\\" in path:
+        raise BadPath("invalid path")
+    parts = path.strip("/").split("/") if path.strip("/") else []
+    if not parts:
+        raise BadPath("no codebase in path", 404)
+    if len(parts) > 3 or any(p == "" for p in parts):
+        raise BadPath(f"invalid path: {path!r}", 404)
+    codebase, rest = parts[0], parts[1:]
+    if not valid_codebase(codebase):
+        raise BadPath(f"invalid codebase name: {codebase!r}")
+    for p in rest:
+        if not valid_campaign(p):
+            raise BadPath(f"invalid name: {p!r}")
+    return StorePath(codebase, *rest)
+
+
+class Store:
+    def __init__(self, root: Path) -> None:
+        self.root = root.absolute()
+
+    def repository_path(self, codebase: str) -> Path:
+        assert valid_codebase(codebase)
+        return self.root / codebase
+
+    def list_repositories(self) -> list[str]:
+        names = []
+        with os.scandir(self.root) as entries:
+            for e in entries:
+                if (
+                    e.is_dir(follow_symlinks=False)
+                    and valid_codebase(e.name)
+                    and os.path.isdir(os.path.join(e.path, ".bzr"))
+                ):
+                    names.append(e.name)
+        return sorted(names)
+
+    def ensure_repository(self, codebase: str) -> Path:
+        """Create the codebase's shared repository unless it exists; blocking."""
+        path = self.repository_path(codebase)
+        if (path / ".bzr").is_dir():
+            return path
+        lock_path = self.root / f".{codebase}.lock"
+        with open(lock_path, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (path / ".bzr").is_dir():
+                path.mkdir(exist_ok=True)
+                controldir = format_registry.make_controldir("2a").initialize(str(path))
+                repo = controldir.create_repository(shared=True)
+                repo.set_make_working_trees(False)
+        return path
+
+    def ensure_parent(self, sp: StorePath) -> None:
+        """A push to ``campaign/role`` needs ``campaign/`` to exist; blocking."""
+        if sp.campaign and sp.role:
+            (self.repository_path(sp.codebase) / sp.campaign).mkdir(exist_ok=True)

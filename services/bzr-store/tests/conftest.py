@@ -1,0 +1,115 @@
+"""A real bzr-store process on loopback, a real database, and the real ``brz``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from janitor_common.devstack import free_port
+from janitor_common.testing import ServiceProcess, console_script, service_env
+
+WORKER = "worker1"
+PASSWORD = "correct horse"
+CAMPAIGNS = ["lintian-fixes", "unchanged"]
+BRZ = console_script("brz")
+
+
+@dataclass
+class BzrStore:
+    vcs_path: Path
+    admin_url: str
+    public_url: str
+    database_url: str
+    process: ServiceProcess
+
+    def bzr_url(self, path: str, *, user: str | None = None, password: str | None = None) -> str:
+        host = self.public_url.removeprefix("http://")
+        creds = f"{user}:{password}@" if user is not None else ""
+        return f"bzr+http://{creds}{host}/bzr/{path}"
+
+    def worker_url(self, path: str) -> str:
+        return self.bzr_url(path, user=WORKER, password=PASSWORD.replace(" ", "%20"))
+
+
+def add_codebase(database_url: str, name: str) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO codebase (name) VALUES (%s) ON CONFLICT DO NOTHING", (name,))
+
+
+@pytest.fixture(scope="module")
+def bzr_store(
+    database_factory: Callable[[], str], redis_server, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BzrStore]:  # type: ignore[no-untyped-def]
+    database_url = database_factory()
+    add_codebase(database_url, "foo")
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO worker (name, password) VALUES (%s, crypt(%s, gen_salt('bf')))", (WORKER, PASSWORD))
+    base = tmp_path_factory.mktemp("bzr-store")
+    vcs = base / "vcs"
+    vcs.mkdir()
+    admin, public = free_port(), free_port()
+    env = service_env(
+        JANITOR_DATABASE_URL=database_url,
+        JANITOR_REDIS_URL=redis_server.url,
+        JANITOR_CAMPAIGNS=json.dumps([{"name": c} for c in CAMPAIGNS]),
+    )
+    proc = ServiceProcess(
+        [
+            console_script("janitor-bzr-store"),
+            "--vcs-path",
+            str(vcs),
+            "--port",
+            str(admin),
+            "--public-port",
+            str(public),
+            "--client-max-size",
+            str(50 << 20),
+        ],
+        env,
+        f"http://127.0.0.1:{admin}/health",
+        base / "bzr-store.log",
+    )
+    proc.start()
+    try:
+        yield BzrStore(vcs, f"http://127.0.0.1:{admin}", f"http://127.0.0.1:{public}", database_url, proc)
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+def brz(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Runs the real brz client with a private home and no terminal to prompt on."""
+    home = tmp_path / "brz-home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BRZ_", "BZR_"))}
+    env.update(BRZ_HOME=str(home), BRZ_EMAIL="Test Worker <worker@example.com>", BRZ_PLUGIN_PATH="-site:-user")
+
+    def run(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [BRZ, *args],
+            cwd=cwd or tmp_path,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"brz {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
+        return proc
+
+    return run
+
+
+def make_commits(brz: Callable[..., subprocess.CompletedProcess[str]], tree: Path, start: int, count: int) -> None:
+    for i in range(start, start + count):
+        (tree / f"file{i}.txt").write_text(f"content {i}\n" * (i + 1))
+        brz("add", "-q", f"file{i}.txt", cwd=tree)
+        brz("commit", "-q", "-m", f"commit number {i}", cwd=tree)

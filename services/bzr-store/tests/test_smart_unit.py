@@ -1,0 +1,39 @@
+from fastbencode import bencode
+
+from janitor_bzr_store.smart import V3_PREFIX, Unknown, response_outcome, sniff_verb, verb_class
+
+from .test_http import v3_request
+
+
+def test_sniff_v3() -> None:
+    req = v3_request(b"Repository.get_stream_1.19", b"path/", b"x")
+    assert sniff_verb(req) == b"Repository.get_stream_1.19"
+    for cut in range(len(V3_PREFIX) + 8):
+        assert sniff_verb(req[:cut]) is Unknown
+    assert sniff_verb(V3_PREFIX + b"\0\0\0\x02de" + b"x") is None
+    assert sniff_verb(V3_PREFIX + b"\0\0\0\x02des\0\0\0\x03i1e") is None
+
+
+def test_sniff_older_protocols() -> None:
+    assert sniff_verb(b"bzr request 2\nget\x01/x\n") == b"get"
+    assert sniff_verb(b"hello\n") == b"hello"
+    assert sniff_verb(b"hel") is Unknown
+    assert sniff_verb(b"\n") is None
+
+
+def test_verb_classes() -> None:
+    assert verb_class(b"Repository.get_stream_1.19") == "read"
+    assert verb_class(b"BzrDir.open_2.1") == "read"
+    assert verb_class(b"Repository.insert_stream_1.19") == "write"
+    assert verb_class(b"Branch.set_last_revision_info") == "write"
+    assert verb_class(b"Branch.lock_write") == "write"
+    assert verb_class(b"mkdir") == "write"
+    assert verb_class(b"No.such.verb") is None
+
+
+def test_response_outcome() -> None:
+    headers = bencode({})
+    base = V3_PREFIX + len(headers).to_bytes(4, "big") + headers
+    assert response_outcome(base + b"oS") == "success"
+    assert response_outcome(base + b"oE") == "error"
+    assert response_outcome(b"error\x01incomplete request\n") == "error"
