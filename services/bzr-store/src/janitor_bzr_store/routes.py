@@ -16,7 +16,6 @@ from typing import Literal
 from breezy import errors as bzr_errors
 from breezy.branch import Branch
 from breezy.transport import Transport
-from breezy.transport.readonly import ReadonlyTransportDecorator
 from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 
@@ -29,7 +28,7 @@ from . import diffcmd
 from .context import BzrContext, get_context
 from .history import UnknownRevision, revision_info
 from .jail import jailed_transport
-from .smart import _EOF, SmartCall, Unknown, response_outcome, sniff_verb, verb_class
+from .smart import Last, SmartCall, Unknown, response_outcome, sniff_verb, verb_class
 from .store import SMART_SUFFIX, BadPath, StorePath, parse_store_path
 
 logger = logging.getLogger(__name__)
@@ -60,9 +59,7 @@ async def check_names(request: Request, ctx: BzrContext, sp: StorePath) -> Respo
 
 
 def make_transports(ctx: BzrContext, sp: StorePath, writable: bool) -> tuple[Transport, Transport]:
-    root = jailed_transport(str(ctx.store.repository_path(sp.codebase)))
-    if not writable:
-        root = ReadonlyTransportDecorator("readonly+" + root.base, _decorated=root)
+    root = jailed_transport(str(ctx.store.repository_path(sp.codebase)), readonly=not writable)
     transport = root.clone(sp.relpath) if sp.relpath else root
     return transport, root
 
@@ -126,8 +123,9 @@ async def smart_endpoint(request: Request, path: str, interface: Interface) -> R
                 raise unauthorized("authentication required to write")
 
     try:
-        await run_blocking(ctx, ctx.store.ensure_repository, sp.codebase)
-        if writable:
+        if not ctx.store.known(sp.codebase):
+            await run_blocking(ctx, ctx.store.ensure_repository, sp.codebase)
+        if writable and sp.role:
             await run_blocking(ctx, ctx.store.ensure_parent, sp)
     except (bzr_errors.BzrError, OSError) as e:
         logger.error("repository for %s not usable: %s", sp.codebase, e)
@@ -152,7 +150,7 @@ async def smart_endpoint(request: Request, path: str, interface: Interface) -> R
     finished = False
     streaming = False
     try:
-        worker = asyncio.get_running_loop().run_in_executor(ctx.executor, call.run)
+        asyncio.get_running_loop().run_in_executor(ctx.executor, call.run)
         size = await call.feed(body(), ctx.settings.client_max_size)
         if size < 0:
             call.abandon()
@@ -163,7 +161,8 @@ async def smart_endpoint(request: Request, path: str, interface: Interface) -> R
         if isinstance(first, BaseException):
             metrics.requests.labels(interface, kind, "failed").inc()
             return text_error(500, "smart request failed")
-        outcome = response_outcome(first) if isinstance(first, bytes) else "other"
+        assert isinstance(first, bytes | Last)
+        outcome = response_outcome(first.data if isinstance(first, Last) else first)
         metrics.requests.labels(interface, kind, outcome).inc()
 
         # Breezy's HTTP client keeps connections alive but cannot finish a
@@ -174,19 +173,19 @@ async def smart_endpoint(request: Request, path: str, interface: Interface) -> R
         # a longer one is streamed on a connection closed after it.
         held: list[bytes] = []
         held_size = 0
-        item = first
+        item: object = first
         while isinstance(item, bytes) and held_size <= RESPONSE_BUFFER:
             held.append(item)
             held_size += len(item)
             item = await call.next_item()
-        if item is _EOF:
+        if isinstance(item, Last):
             finished = True
+            held.append(item.data)
+            held_size += len(item.data)
             metrics.bytes_out.labels(interface).inc(held_size)
-            await worker
             return Response(b"".join(held), media_type="application/octet-stream")
         if isinstance(item, BaseException):
             finished = True
-            await worker
             return text_error(500, "smart request failed")
 
         async def produce() -> AsyncIterator[bytes]:
@@ -197,20 +196,23 @@ async def smart_endpoint(request: Request, path: str, interface: Interface) -> R
                     metrics.bytes_out.labels(interface).inc(len(chunk))
                     yield chunk
                 held.clear()
-                while pending is not _EOF:
+                while True:
                     if isinstance(pending, BaseException):
                         logger.error("smart response cut short: %s", pending)
                         return
-                    assert isinstance(pending, bytes)
-                    metrics.bytes_out.labels(interface).inc(len(pending))
-                    yield pending
+                    data = pending.data if isinstance(pending, Last) else pending
+                    assert isinstance(data, bytes)
+                    metrics.bytes_out.labels(interface).inc(len(data))
+                    if data:
+                        yield data
+                    if isinstance(pending, Last):
+                        break
                     pending = await call.next_item()
                 finished = True
             finally:
                 if not finished:
                     call.abandon()
                 metrics.active.labels(interface).dec()
-                await asyncio.shield(worker)
 
         streaming = True
         return StreamingResponse(produce(), media_type="application/octet-stream", headers={"Connection": "close"})
@@ -301,9 +303,12 @@ def admin_router() -> APIRouter:
             return text_error(404, f"no branch at {codebase}/{remote}")
         return PlainTextResponse("", status_code=204)
 
-    @router.api_route("/{path:path}", methods=SMART_METHODS)
-    async def smart(request: Request, path: str) -> Response:
-        return await smart_endpoint(request, path, "admin")
+    async def smart(request: Request) -> Response:
+        return await smart_endpoint(request, request.path_params["path"], "admin")
+
+    # A plain Starlette route: smart requests are many and small, and need none
+    # of FastAPI's parameter handling.
+    router.add_route("/{path:path}", smart, methods=SMART_METHODS, include_in_schema=False)
 
     return router
 
@@ -324,9 +329,10 @@ def public_router() -> APIRouter:
     async def list_repositories(request: Request) -> Response:
         return await repository_list(request, "/bzr/")
 
-    @router.api_route("/bzr/{path:path}", methods=SMART_METHODS)
-    async def smart(request: Request, path: str) -> Response:
-        return await smart_endpoint(request, path, "public")
+    async def smart(request: Request) -> Response:
+        return await smart_endpoint(request, request.path_params["path"], "public")
+
+    router.add_route("/bzr/{path:path}", smart, methods=SMART_METHODS, include_in_schema=False)
 
     return router
 

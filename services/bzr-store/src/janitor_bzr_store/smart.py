@@ -105,6 +105,13 @@ def response_outcome(first: bytes) -> str:
     return "other"
 
 
+@dataclass(frozen=True)
+class Last:
+    """The final bytes of a response (possibly empty); nothing follows."""
+
+    data: bytes
+
+
 class Aborted(Exception):
     """The client went away; the worker thread stops producing."""
 
@@ -191,10 +198,9 @@ class SmartCall:
                 # truncated request (or one in a protocol we do not speak).
                 buffer.clear()
                 buffer.extend(INCOMPLETE)
-            if buffer:
-                self.bytes_out += len(buffer)
-                self._emit(bytes(buffer))
-            self._emit(_EOF)
+            # The last bytes and the end travel together: one hand-over, not two.
+            self.bytes_out += len(buffer)
+            self._emit(Last(bytes(buffer)))
         except Aborted:
             logger.info("client went away; smart request abandoned")
         except BaseException as e:

@@ -62,6 +62,11 @@ def parse_store_path(path: str) -> StorePath:
 class Store:
     def __init__(self, root: Path) -> None:
         self.root = root.absolute()
+        # Repositories seen to exist; saves a thread hop on every smart request.
+        self._known: set[str] = set()
+
+    def known(self, codebase: str) -> bool:
+        return codebase in self._known
 
     def repository_path(self, codebase: str) -> Path:
         assert valid_codebase(codebase)
@@ -83,6 +88,7 @@ class Store:
         """Create the codebase's shared repository unless it exists; blocking."""
         path = self.repository_path(codebase)
         if (path / ".bzr").is_dir():
+            self._known.add(codebase)
             return path
         lock_path = self.root / f".{codebase}.lock"
         with open(lock_path, "w") as lock:
@@ -92,6 +98,7 @@ class Store:
                 controldir = format_registry.make_controldir("2a").initialize(str(path))
                 repo = controldir.create_repository(shared=True)
                 repo.set_make_working_trees(False)
+        self._known.add(codebase)
         return path
 
     def ensure_parent(self, sp: StorePath) -> None:
