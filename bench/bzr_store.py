@@ -188,8 +188,8 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> 
     raise RuntimeError(f"nothing listening on {port}")
 
 
-def start_ways(base: Path, database_url: str, redis_url: str) -> dict[str, Way]:
-    ways: dict[str, Way] = {}
+def start_ways(base: Path, database_url: str, redis_url: str, ways: dict[str, Way]) -> None:
+    """Start the three servers into ``ways`` (so the caller stops whatever did start)."""
     root_a = base / "a"
     root_a.mkdir()
     admin, public = free_port(), free_port()
@@ -229,7 +229,11 @@ def start_ways(base: Path, database_url: str, redis_url: str) -> dict[str, Way]:
             stderr=open(base / f"{key}.log", "wb"),  # noqa: SIM115
             env={**os.environ, "BRZ_HOME": str(base)},
         )
-        wait_port(port, proc)
+        try:
+            wait_port(port, proc)
+        except RuntimeError:
+            proc.kill()
+            raise
 
         def stop(proc: subprocess.Popen[bytes] = proc) -> None:
             proc.send_signal(signal.SIGTERM)
@@ -239,7 +243,6 @@ def start_ways(base: Path, database_url: str, redis_url: str) -> dict[str, Way]:
                 proc.kill()
 
         ways[key] = Way(key, root, port, proc.pid, stop)
-    return ways
 
 
 # ---------------------------------------------------------------- measurements
@@ -335,7 +338,7 @@ def main() -> int:
             for rep in range(args.reps):
                 for name in ("medium", "big", "push50", "bigpush"):
                     conn.execute("INSERT INTO codebase (name) VALUES (%s)", (f"{name}-{rep}",))
-        ways = start_ways(base, database_url, redis.url)
+        start_ways(base, database_url, redis.url, ways)
 
         # Seed each server's store with the repositories to fetch.
         seeds = base / "seeds"

@@ -36,8 +36,10 @@ logger = logging.getLogger(__name__)
 Interface = Literal["admin", "public"]
 LIST_TYPES = ["application/json", "text/html", "text/plain"]
 SNIFF_LIMIT = 64 * 1024
-# Responses up to this size are sent whole, with a Content-Length (see below).
+# Responses complete within this size and time are sent whole, with a
+# Content-Length; others are streamed (see smart_endpoint).
 RESPONSE_BUFFER = 1 << 20
+RESPONSE_HOLD = 0.02
 # Anything but POST on a smart path gets 405 with "Allow: POST", as Breezy's own server does.
 SMART_METHODS = ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH"]
 
@@ -169,28 +171,37 @@ async def smart_endpoint(request: Request, path: str, interface: Interface) -> R
         # chunked response: it leaves the last chunk on the socket, its next
         # request on that connection fails after being sent, and it sends it
         # again elsewhere -- running lock_write or insert_stream twice. So a
-        # response that fits in the buffer goes out with a Content-Length, and
-        # a longer one is streamed on a connection closed after it.
+        # response that is complete within RESPONSE_HOLD (and RESPONSE_BUFFER)
+        # goes out whole with a Content-Length on the kept-alive connection;
+        # a longer or slower one is streamed as it is produced, so the client
+        # works on it meanwhile, on a connection closed after it.
         held: list[bytes] = []
         held_size = 0
         item: object = first
+        deadline = asyncio.get_running_loop().time() + RESPONSE_HOLD
+        next_get: asyncio.Future[object] | None = None
         while isinstance(item, bytes) and held_size <= RESPONSE_BUFFER:
             held.append(item)
             held_size += len(item)
-            item = await call.next_item()
-        if isinstance(item, Last):
+            next_get = asyncio.ensure_future(call.next_item())
+            remaining = deadline - asyncio.get_running_loop().time()
+            done, _ = await asyncio.wait({next_get}, timeout=max(remaining, 0))
+            if not done:
+                break
+            item, next_get = next_get.result(), None
+        if next_get is None and isinstance(item, Last):
             finished = True
             held.append(item.data)
             held_size += len(item.data)
             metrics.bytes_out.labels(interface).inc(held_size)
             return Response(b"".join(held), media_type="application/octet-stream")
-        if isinstance(item, BaseException):
+        if next_get is None and isinstance(item, BaseException):
             finished = True
             return text_error(500, "smart request failed")
 
         async def produce() -> AsyncIterator[bytes]:
             nonlocal finished
-            pending: object = item
+            pending: object = await next_get if next_get is not None else item
             try:
                 for chunk in held:
                     metrics.bytes_out.labels(interface).inc(len(chunk))

@@ -27,6 +27,10 @@ from breezy.bzr.smart import medium, protocol, request
 from breezy.transport import Transport
 from fastbencode import bdecode
 
+from . import insert
+
+insert.install()
+
 logger = logging.getLogger(__name__)
 
 V3_PREFIX = protocol.MESSAGE_VERSION_THREE  # b"bzr message 3 (bzr 1.6)\n"
@@ -147,14 +151,20 @@ class SmartCall:
         flushed = False
 
         def write(data: bytes) -> None:
+            # Hand over at most OUT_CHUNK at a time, so what is in flight is
+            # bounded in bytes even when Breezy writes a 6 MB record at once.
             nonlocal flushed
-            buffer.extend(data)
-            if len(buffer) >= OUT_CHUNK:
+            view = memoryview(data)
+            while len(buffer) + len(view) >= OUT_CHUNK:
+                take = OUT_CHUNK - len(buffer)
+                buffer.extend(view[:take])
+                view = view[take:]
                 chunk = bytes(buffer)
                 buffer.clear()
                 flushed = True
                 self.bytes_out += len(chunk)
                 self._emit(chunk)
+            buffer.extend(view)
 
         server_protocol: Any = None
         head = b""

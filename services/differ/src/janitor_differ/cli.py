@@ -29,7 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = settings_from_args(DifferSettings, PROG, args)
-    return serve([Listener(create_app(settings), settings.listen_address, settings.port, "differ")])
+    try:
+        app = create_app(settings)
+    except ValueError as e:
+        print(f"{PROG}: {e}", file=sys.stderr)
+        return 2
+    return serve([Listener(app, settings.listen_address, settings.port, "differ")])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,202 @@
+"""diffoscope: one comparison per package pair, combined into one JSON document.
+
+Pairing by package name ourselves (rather than handing diffoscope two
+directories) keeps packages whose versions differ from being matched
+fuzzily or left out. Identical inputs give no output at all unless asked
+(``--output-empty``); exit 1 means "differences", 2 an error of its own.
+Rendering re-reads the stored JSON with diffoscope's own presenters in a
+subprocess: its Python API keeps global state.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import shlex
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from .debs import Pairing
+from .limits import Limits, ToolResult, run_tool
+from .runs import RunInfo
+
+BORING_FIELDS = {"Date", "Distribution", "Version"}
+FORMATS = {"text/html": "--html", "text/markdown": "--markdown", "text/plain": "--text"}
+
+
+class DiffoscopeError(Exception):
+    pass
+
+
+def _reduce_paths(detail: dict[str, Any]) -> dict[str, Any]:
+    for key in ("source1", "source2"):
+        value = detail.get(key)
+        if isinstance(value, str) and value.startswith("/"):
+            detail[key] = os.path.basename(value)
+    return detail
+
+
+def _failure(result: ToolResult) -> str:
+    lines = [line for line in result.stderr_text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else f"diffoscope exited with {result.returncode}"
+
+
+async def compare_pair(command: list[str], old: Path, new: Path, limits: Limits) -> dict[str, Any] | None:
+    argv = [*command, "--json=-", "--exclude-directory-metadata=yes", str(old), str(new)]
+    result = await run_tool(argv, limits)
+    if result.returncode == 0:
+        return None  # identical
+    if result.returncode != 1:
+        raise DiffoscopeError(_failure(result))
+    try:
+        detail = json.loads(result.stdout)
+    except ValueError:
+        raise DiffoscopeError("diffoscope produced no valid JSON") from None
+    detail.pop("diffoscope-json-version", None)
+    return _reduce_paths(detail)
+
+
+async def run_diffoscope(
+    command_line: str, old_run: RunInfo, new_run: RunInfo, pairing: Pairing, limits: Limits
+) -> dict[str, Any]:
+    command = shlex.split(command_line)
+    details: list[dict[str, Any]] = []
+    for old, new in pairing.pairs:
+        detail = await compare_pair(command, old.path, new.path, limits)
+        if detail is not None:
+            details.append(detail)
+    for deb in pairing.removed:
+        details.append(
+            {
+                "source1": deb.path.name,
+                "source2": "/dev/null",
+                "comments": ["Package only in the old run"],
+                "unified_diff": None,
+                "details": [],
+            }
+        )
+    for deb in pairing.added:
+        details.append(
+            {
+                "source1": "/dev/null",
+                "source2": deb.path.name,
+                "comments": ["Package only in the new run"],
+                "unified_diff": None,
+                "details": [],
+            }
+        )
+    return {
+        "diffoscope-json-version": 1,
+        "source1": old_run.label(),
+        "source2": new_run.label(),
+        "unified_diff": None,
+        "details": details,
+    }
+
+
+# ---------------------------------------------------------------- filter_boring
+
+
+def _filter_udiff(udiff: str, old_version: str, new_version: str, display: str) -> str | None:
+    """Replace both versions by ``display``; drop hunks whose changes were only that."""
+    out: list[str] = []
+    hunk: list[str] = []
+
+    def flush() -> None:
+        # A removed line whose text is also added (after the version swap) is
+        # no change: it becomes one context line, which keeps the hunk's line
+        # counts right for diffoscope's presenters.
+        added = Counter(line[1:] for line in hunk if line.startswith("+"))
+        unchanged: Counter[str] = Counter()
+        kept: list[str] = []
+        for line in hunk:
+            if line.startswith("-") and added[line[1:]] > unchanged[line[1:]]:
+                unchanged[line[1:]] += 1
+                kept.append(" " + line[1:])
+            else:
+                kept.append(line)
+        result: list[str] = []
+        for line in kept:
+            if line.startswith("+") and unchanged[line[1:]] > 0:
+                unchanged[line[1:]] -= 1
+                continue
+            result.append(line)
+        if any(line.startswith(("-", "+")) for line in result[1:]):
+            out.extend(result)
+
+    for line in udiff.splitlines(keepends=True):
+        if line.startswith("@@"):
+            flush()
+            hunk = [line]
+            continue
+        if line.startswith("-"):
+            line = "-" + line[1:].replace(old_version, display)
+        elif line.startswith("+"):
+            line = "+" + line[1:].replace(new_version, display)
+        else:
+            line = line.replace(old_version, display).replace(new_version, display)
+        if hunk:
+            hunk.append(line)
+        else:
+            out.append(line)
+    flush()
+    text = "".join(out)
+    return text if any(line.startswith("@@") for line in text.splitlines()) else None
+
+
+def _filter_detail(detail: dict[str, Any], old_version: str, new_version: str, display: str) -> bool:
+    """Filter in place; False when nothing is left."""
+    if isinstance(detail.get("source1"), str):
+        detail["source1"] = detail["source1"].replace(old_version, display)
+    if isinstance(detail.get("source2"), str):
+        detail["source2"] = detail["source2"].replace(new_version, display)
+    if detail.get("unified_diff"):
+        detail["unified_diff"] = _filter_udiff(detail["unified_diff"], old_version, new_version, display)
+    kept = []
+    for sub in detail.get("details") or []:
+        if sub.get("source1") in BORING_FIELDS and sub.get("source2") in BORING_FIELDS:
+            continue
+        if str(sub.get("source1", "")).endswith(".buildinfo") and str(sub.get("source2", "")).endswith(".buildinfo"):
+            continue
+        if _filter_detail(sub, old_version, new_version, display):
+            kept.append(sub)
+    detail["details"] = kept
+    return bool(detail.get("unified_diff") or kept or detail.get("comments"))
+
+
+def filter_boring(diff: dict[str, Any], old_version: str, new_version: str) -> dict[str, Any]:
+    result = copy.deepcopy(diff)
+    display = re.sub(r"~[^~]*$", "", new_version)
+    for key in ("source1", "source2"):
+        result[key] = result.get(key, "")
+    _filter_detail(result, old_version, new_version, display)
+    result["source1"] = f"{result['source1']} (filtered)"
+    result["source2"] = f"{result['source2']} (filtered)"
+    return result
+
+
+# ---------------------------------------------------------------- rendering
+
+
+async def render(
+    command_line: str, diff: dict[str, Any], media_type: str, limits: Limits, css_url: str | None
+) -> bytes:
+    """Render stored JSON with diffoscope's presenters (in a subprocess)."""
+    if media_type == "application/json":
+        return json.dumps(diff, indent=2).encode() + b"\n"
+    option = FORMATS[media_type]
+    with tempfile.TemporaryDirectory(prefix="differ-render-") as tmp:
+        src = Path(tmp) / "diff.json"
+        out = Path(tmp) / "out"
+        src.write_text(json.dumps(diff))
+        argv = [*shlex.split(command_line), "--load-existing-diff", str(src), option, str(out)]
+        if css_url and media_type == "text/html":
+            argv += ["--css", css_url]
+        result = await run_tool(argv, limits)
+        if result.returncode not in (0, 1):
+            raise DiffoscopeError(_failure(result))
+        return out.read_bytes() if out.exists() else b""

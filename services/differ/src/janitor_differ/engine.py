@@ -1,0 +1,163 @@
+"""Computing diffs of two runs: fetch, check, pair, run the tool, cache, render."""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from janitor_common.artifacts import ArtifactManager, ArtifactsMissing
+
+from . import debdiff, diffoscope
+from .cache import DiffCache, entry_id, rendering_name
+from .debs import check_debs, fetch_debs, is_binary_package, pair_debs
+from .limits import Limits
+from .metrics import DifferMetrics
+from .runs import RunInfo, RunUnavailable, get_run
+from .settings import DifferSettings
+
+logger = logging.getLogger(__name__)
+
+DEBDIFF_TYPES = ["text/plain", "text/x-diff", "text/markdown", "text/html"]
+DIFFOSCOPE_TYPES = ["text/plain", "application/json", "text/html", "text/markdown"]
+RAW = "raw"
+
+
+def _valid_json(data: bytes) -> bool:
+    try:
+        return isinstance(json.loads(data), dict)
+    except ValueError:
+        return False
+
+
+def _valid_text(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+@dataclass
+class Differ:
+    settings: DifferSettings
+    engine: AsyncEngine
+    artifacts: ArtifactManager
+    cache: DiffCache
+    metrics: DifferMetrics
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.settings.task_timeout, self.settings.task_memory_limit)
+
+    async def runs(self, old_id: str, new_id: str) -> tuple[RunInfo, RunInfo]:
+        return await get_run(self.engine, old_id), await get_run(self.engine, new_id)
+
+    async def ensure_available(self, tool: str, old: RunInfo, new: RunInfo) -> None:
+        """RunUnavailable now, before anything else, for a run without binary packages.
+
+        A pair already cached is served even if its artifacts have gone since.
+        """
+        if await self.cache.get(entry_id(tool, old.id, new.id), RAW) is not None:
+            return
+        for run in (old, new):
+            try:
+                names = await self.artifacts.list_names(run.id)
+            except ArtifactsMissing:
+                raise RunUnavailable(run.id, f"no artifacts for run {run.id}") from None
+            if not any(is_binary_package(n) for n in names):
+                raise RunUnavailable(run.id, f"run {run.id} has no binary packages")
+
+    async def _prepare(self, old: RunInfo, new: RunInfo, tmp: Path) -> Any:
+        old_debs = await fetch_debs(self.artifacts, old.id, tmp / "old")
+        new_debs = await fetch_debs(self.artifacts, new.id, tmp / "new")
+        await check_debs(old.id, old_debs, self.limits)
+        await check_debs(new.id, new_debs, self.limits)
+        return pair_debs(old_debs, new_debs)
+
+    async def _timed(self, tool: str, compute: Any) -> bytes:
+        started = time.monotonic()
+        try:
+            result: bytes = await compute()
+        except Exception as e:
+            self.metrics.failures.labels(tool, type(e).__name__).inc()
+            raise
+        self.metrics.duration.labels(tool).observe(time.monotonic() - started)
+        return result
+
+    async def debdiff_raw(self, old: RunInfo, new: RunInfo) -> bytes:
+        async def compute() -> bytes:
+            with tempfile.TemporaryDirectory(prefix="differ-") as tmp:
+                pairing = await self._prepare(old, new, Path(tmp))
+                old_paths = [o.path for o, _ in pairing.pairs] + [d.path for d in pairing.removed]
+                new_paths = [n.path for _, n in pairing.pairs] + [d.path for d in pairing.added]
+                text = await debdiff.run_debdiff(old_paths, new_paths, self.limits)
+                return text.encode("utf-8")
+
+        data, hit = await self.cache.get_or_compute(
+            entry_id("debdiff", old.id, new.id), RAW, lambda: self._timed("debdiff", compute), _valid_text
+        )
+        (self.metrics.cache_hits if hit else self.metrics.cache_misses).labels("debdiff").inc()
+        return data
+
+    async def diffoscope_raw(self, old: RunInfo, new: RunInfo) -> dict[str, Any]:
+        async def compute() -> bytes:
+            with tempfile.TemporaryDirectory(prefix="differ-") as tmp:
+                pairing = await self._prepare(old, new, Path(tmp))
+                result = await diffoscope.run_diffoscope(
+                    self.settings.diffoscope_command, old, new, pairing, self.limits
+                )
+                return json.dumps(result).encode()
+
+        data, hit = await self.cache.get_or_compute(
+            entry_id("diffoscope", old.id, new.id), RAW, lambda: self._timed("diffoscope", compute), _valid_json
+        )
+        (self.metrics.cache_hits if hit else self.metrics.cache_misses).labels("diffoscope").inc()
+        parsed: dict[str, Any] = json.loads(data)
+        return parsed
+
+    async def debdiff(self, old: RunInfo, new: RunInfo, media_type: str, filtered: bool) -> bytes:
+        name = rendering_name(media_type, filtered, None)
+        entry = entry_id("debdiff", old.id, new.id)
+        cached = await self.cache.get(entry, name)
+        if cached is not None:
+            self.metrics.cache_hits.labels("debdiff").inc()
+            return cached
+
+        async def render() -> bytes:
+            text = (await self.debdiff_raw(old, new)).decode("utf-8")
+            if filtered:
+                text = debdiff.filter_boring(text, old.version, new.version)
+            if media_type == "text/markdown":
+                return debdiff.render_markdown(text).encode()
+            if media_type == "text/html":
+                return debdiff.render_html(text).encode()
+            return text.encode()
+
+        data, _ = await self.cache.get_or_compute(entry, name, render)
+        return data
+
+    async def diffoscope(
+        self, old: RunInfo, new: RunInfo, media_type: str, filtered: bool, css_url: str | None
+    ) -> bytes:
+        name = rendering_name(media_type, filtered, css_url if media_type == "text/html" else None)
+        entry = entry_id("diffoscope", old.id, new.id)
+        cached = await self.cache.get(entry, name)
+        if cached is not None:
+            self.metrics.cache_hits.labels("diffoscope").inc()
+            return cached
+
+        async def render() -> bytes:
+            diff = await self.diffoscope_raw(old, new)
+            if filtered:
+                diff = diffoscope.filter_boring(diff, old.version, new.version)
+            return await diffoscope.render(self.settings.diffoscope_command, diff, media_type, self.limits, css_url)
+
+        data, _ = await self.cache.get_or_compute(entry, name, render)
+        return data
