@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(python3 python3-venv postgresql-15 postgresql-15-debversion redis-server
-          devscripts dput gnupg dpkg-dev fakeroot)
+          devscripts dput gnupg dpkg-dev fakeroot wrk)
 norecommends=(diffoscope binutils-multiarch xz-utils zstd python3-debian python3-tlsh
               libarchive-tools xxd file)
 

@@ -34,14 +34,19 @@ class ArtifactsMissing(Exception):
         self.name = name
 
 
-def _atomic_copy(write: Callable[[BinaryIO], None], dest: Path) -> None:
-    """Write ``dest`` via a temporary file in the same directory, then rename."""
+def _atomic_copy(write: Callable[[BinaryIO], None], dest: Path, *, durable: bool = True) -> None:
+    """Write ``dest`` via a temporary file in the same directory, then rename.
+
+    ``durable=False`` skips the fsync: for copies into scratch directories,
+    where a crash loses nothing worth keeping.
+    """
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, dest)
     except BaseException:
         with _suppress_os_error():
@@ -150,7 +155,7 @@ class LocalArtifactManager(ArtifactManager):
 
     def _retrieve(self, run_id: str, dest: Path, names: list[str]) -> None:
         for name in names:
-            _atomic_copy(_copy_file(self._inside(run_id, name)), dest / name)
+            _atomic_copy(_copy_file(self._inside(run_id, name)), dest / name, durable=False)
 
     def _get(self, run_id: str, name: str) -> bytes:
         path = self._inside(run_id, name)
@@ -210,7 +215,7 @@ class S3ArtifactManager(ArtifactManager):
             def write(f: BinaryIO, key: str = key) -> None:
                 self.client.download_fileobj(self.bucket, key, f)
 
-            _atomic_copy(write, dest / name)
+            _atomic_copy(write, dest / name, durable=False)
 
     def _get(self, run_id: str, name: str) -> bytes:
         try:
@@ -277,7 +282,7 @@ class GCSArtifactManager(ArtifactManager):
             def write(f: BinaryIO, blob: Any = blob) -> None:
                 blob.download_to_file(f)
 
-            _atomic_copy(write, dest / name)
+            _atomic_copy(write, dest / name, durable=False)
 
     def _get(self, run_id: str, name: str) -> bytes:
         from google.api_core.exceptions import NotFound

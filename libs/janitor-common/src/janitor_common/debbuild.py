@@ -23,6 +23,7 @@ def build_deb(
     arch: str = "amd64",
     control: dict[str, str] | None = None,
     udeb: bool = False,
+    compression: str = "xz",
 ) -> Path:
     """``outdir/<package>_<version without epoch>_<arch>.deb`` holding ``files``.
 
@@ -56,7 +57,7 @@ def build_deb(
         outdir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "SOURCE_DATE_EPOCH": "1700000000"}
         subprocess.run(
-            ["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(root), str(out)],
+            ["dpkg-deb", "--root-owner-group", f"-Z{compression}", "--build", str(root), str(out)],
             check=True,
             capture_output=True,
             env=env,

@@ -36,17 +36,25 @@ class DiffCache:
         self.location = location
         self.store: ArtifactManager = get_artifact_manager(location)
         self._inflight: dict[tuple[str, str], asyncio.Future[bytes]] = {}
+        # Entries this process has read or written: they exist (the cache only grows).
+        self._seen: set[tuple[str, str]] = set()
+
+    def known(self, entry: str, name: str) -> bool:
+        return (entry, name) in self._seen
 
     async def get(self, entry: str, name: str) -> bytes | None:
         try:
-            return await self.store.get(entry, name)
+            data = await self.store.get(entry, name)
         except ArtifactsMissing:
             return None
+        self._seen.add((entry, name))
+        return data
 
     async def put(self, entry: str, name: str, data: bytes) -> None:
         with tempfile.TemporaryDirectory(prefix="differ-cache-") as tmp:
             await asyncio.to_thread(Path(tmp, name).write_bytes, data)
             await self.store.store(entry, Path(tmp), [name])
+        self._seen.add((entry, name))
 
     async def get_or_compute(
         self,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,9 @@ from janitor_common.artifacts import ArtifactManager, ArtifactsMissing
 
 from . import debdiff, diffoscope
 from .cache import DiffCache, entry_id, rendering_name
-from .debs import check_debs, fetch_debs, is_binary_package, pair_debs
+from .debs import Deb, check_debs, fetch_debs, is_binary_package, pair_debs
 from .limits import Limits
+from .memo import BytesLRU, TTLCache
 from .metrics import DifferMetrics
 from .runs import RunInfo, RunUnavailable, get_run
 from .settings import DifferSettings
@@ -51,19 +53,31 @@ class Differ:
     artifacts: ArtifactManager
     cache: DiffCache
     metrics: DifferMetrics
+    # Successful runs only: a run that failed may yet be retried under the same id.
+    run_memo: TTLCache[str, RunInfo] = field(default_factory=lambda: TTLCache(300.0, 10_000))
+    renderings: BytesLRU[tuple[str, str]] = field(default_factory=lambda: BytesLRU(64 << 20))
 
     @property
     def limits(self) -> Limits:
         return Limits(self.settings.task_timeout, self.settings.task_memory_limit)
 
+    async def run(self, run_id: str) -> RunInfo:
+        info = self.run_memo.get(run_id)
+        if info is None:
+            info = await get_run(self.engine, run_id)
+            self.run_memo.put(run_id, info)
+        return info
+
     async def runs(self, old_id: str, new_id: str) -> tuple[RunInfo, RunInfo]:
-        return await get_run(self.engine, old_id), await get_run(self.engine, new_id)
+        return await self.run(old_id), await self.run(new_id)
 
     async def ensure_available(self, tool: str, old: RunInfo, new: RunInfo) -> None:
         """RunUnavailable now, before anything else, for a run without binary packages.
 
         A pair already cached is served even if its artifacts have gone since.
         """
+        if self.cache.known(entry_id(tool, old.id, new.id), RAW):
+            return
         if await self.cache.get(entry_id(tool, old.id, new.id), RAW) is not None:
             return
         for run in (old, new):
@@ -74,12 +88,16 @@ class Differ:
             if not any(is_binary_package(n) for n in names):
                 raise RunUnavailable(run.id, f"run {run.id} has no binary packages")
 
-    async def _prepare(self, old: RunInfo, new: RunInfo, tmp: Path) -> Any:
+    async def _prepare(self, old: RunInfo, new: RunInfo, tmp: Path, *, check: bool = True) -> Any:
         old_debs = await fetch_debs(self.artifacts, old.id, tmp / "old")
         new_debs = await fetch_debs(self.artifacts, new.id, tmp / "new")
+        if check:
+            await self._check(old, new, old_debs, new_debs)
+        return pair_debs(old_debs, new_debs)
+
+    async def _check(self, old: RunInfo, new: RunInfo, old_debs: list[Deb], new_debs: list[Deb]) -> None:
         await check_debs(old.id, old_debs, self.limits)
         await check_debs(new.id, new_debs, self.limits)
-        return pair_debs(old_debs, new_debs)
 
     async def _timed(self, tool: str, compute: Any) -> bytes:
         started = time.monotonic()
@@ -93,11 +111,20 @@ class Differ:
 
     async def debdiff_raw(self, old: RunInfo, new: RunInfo) -> bytes:
         async def compute() -> bytes:
+            # debdiff only lists contents, and fails on a package it cannot
+            # read: the (slow, decompressing) package check runs only then,
+            # to say which package is broken.
             with tempfile.TemporaryDirectory(prefix="differ-") as tmp:
-                pairing = await self._prepare(old, new, Path(tmp))
-                old_paths = [o.path for o, _ in pairing.pairs] + [d.path for d in pairing.removed]
-                new_paths = [n.path for _, n in pairing.pairs] + [d.path for d in pairing.added]
-                text = await debdiff.run_debdiff(old_paths, new_paths, self.limits)
+                pairing = await self._prepare(old, new, Path(tmp), check=False)
+                old_debs = [o for o, _ in pairing.pairs] + pairing.removed
+                new_debs = [n for _, n in pairing.pairs] + pairing.added
+                try:
+                    text = await debdiff.run_debdiff(
+                        [d.path for d in old_debs], [d.path for d in new_debs], self.limits
+                    )
+                except debdiff.DebdiffError:
+                    await self._check(old, new, old_debs, new_debs)
+                    raise
                 return text.encode("utf-8")
 
         data, hit = await self.cache.get_or_compute(
@@ -108,11 +135,25 @@ class Differ:
 
     async def diffoscope_raw(self, old: RunInfo, new: RunInfo) -> dict[str, Any]:
         async def compute() -> bytes:
+            # The packages are checked while diffoscope runs (each check
+            # decompresses a whole .deb): a failed check discards the result,
+            # which diffoscope would have produced as a hexdump of the damage.
             with tempfile.TemporaryDirectory(prefix="differ-") as tmp:
-                pairing = await self._prepare(old, new, Path(tmp))
-                result = await diffoscope.run_diffoscope(
-                    self.settings.diffoscope_command, old, new, pairing, self.limits
-                )
+                pairing = await self._prepare(old, new, Path(tmp), check=False)
+                old_debs = [o for o, _ in pairing.pairs] + pairing.removed
+                new_debs = [n for _, n in pairing.pairs] + pairing.added
+                checking = asyncio.create_task(self._check(old, new, old_debs, new_debs))
+                try:
+                    result = await diffoscope.run_diffoscope(
+                        self.settings.diffoscope_command, old, new, pairing, self.limits
+                    )
+                except asyncio.CancelledError:
+                    checking.cancel()
+                    raise
+                except Exception:
+                    await checking  # a broken package explains a failure better than the tool's error
+                    raise
+                await checking
                 return json.dumps(result).encode()
 
         data, hit = await self.cache.get_or_compute(
@@ -125,9 +166,10 @@ class Differ:
     async def debdiff(self, old: RunInfo, new: RunInfo, media_type: str, filtered: bool) -> bytes:
         name = rendering_name(media_type, filtered, None)
         entry = entry_id("debdiff", old.id, new.id)
-        cached = await self.cache.get(entry, name)
+        cached = self.renderings.get((entry, name)) or await self.cache.get(entry, name)
         if cached is not None:
             self.metrics.cache_hits.labels("debdiff").inc()
+            self.renderings.put((entry, name), cached)
             return cached
 
         async def render() -> bytes:
@@ -141,6 +183,7 @@ class Differ:
             return text.encode()
 
         data, _ = await self.cache.get_or_compute(entry, name, render)
+        self.renderings.put((entry, name), data)
         return data
 
     async def diffoscope(
@@ -148,9 +191,10 @@ class Differ:
     ) -> bytes:
         name = rendering_name(media_type, filtered, css_url if media_type == "text/html" else None)
         entry = entry_id("diffoscope", old.id, new.id)
-        cached = await self.cache.get(entry, name)
+        cached = self.renderings.get((entry, name)) or await self.cache.get(entry, name)
         if cached is not None:
             self.metrics.cache_hits.labels("diffoscope").inc()
+            self.renderings.put((entry, name), cached)
             return cached
 
         async def render() -> bytes:
@@ -160,4 +204,5 @@ class Differ:
             return await diffoscope.render(self.settings.diffoscope_command, diff, media_type, self.limits, css_url)
 
         data, _ = await self.cache.get_or_compute(entry, name, render)
+        self.renderings.put((entry, name), data)
         return data
