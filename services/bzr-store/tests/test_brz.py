@@ -200,3 +200,57 @@ def test_cloned_transport_posts_child_paths_to_first_url(bzr_store: BzrStore, br
     posts = [line for line in bzr_store.process.log()[log_before:].splitlines() if " POST " in line]
     assert posts, "the client made no requests"
     assert all(" POST /bzr/foo/.bzr/smart 200 " in line for line in posts), posts
+
+
+def test_two_processes_serve_one_store(bzr_store: BzrStore, brz: Brz, tmp_path: Path) -> None:
+    """Replicas on one store: concurrent pushes through each, then reads through the other."""
+    import json
+
+    from janitor_common.devstack import free_port
+    from janitor_common.testing import ServiceProcess, console_script, service_env
+
+    from .conftest import CAMPAIGNS
+
+    admin, public = free_port(), free_port()
+    other = ServiceProcess(
+        [
+            console_script("janitor-bzr-store"),
+            "--vcs-path",
+            str(bzr_store.vcs_path),
+            "--port",
+            str(admin),
+            "--public-port",
+            str(public),
+        ],
+        service_env(
+            JANITOR_DATABASE_URL=bzr_store.database_url,
+            JANITOR_REDIS_URL=bzr_store.process.env["JANITOR_REDIS_URL"],
+            JANITOR_CAMPAIGNS=json.dumps([{"name": c} for c in CAMPAIGNS]),
+        ),
+        f"http://127.0.0.1:{admin}/health",
+        tmp_path / "other.log",
+    )
+    other.start()
+    try:
+        second = BzrStore(
+            bzr_store.vcs_path, f"http://127.0.0.1:{admin}", f"http://127.0.0.1:{public}", bzr_store.database_url, other
+        )
+        works = []
+        for i, store in enumerate((bzr_store, second)):
+            work = tmp_path / f"work{i}"
+            brz("init", "-q", str(work))
+            make_commits(brz, work, 10 * i, 3)
+            works.append((work, store))
+
+        def push(item: tuple[Path, BzrStore]) -> None:
+            work, store = item
+            brz("push", store.worker_url(f"foo/unchanged/replica-{work.name}"), cwd=work)
+
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            list(pool.map(push, works))
+        for (work, _), reader in zip(works, (second, bzr_store), strict=True):
+            copy = tmp_path / f"copy-{work.name}"
+            brz("branch", reader.bzr_url(f"foo/unchanged/replica-{work.name}"), str(copy))
+            assert log_of(brz, copy) == log_of(brz, work)
+    finally:
+        other.stop()

@@ -279,3 +279,31 @@ def test_missing_artifact_location_is_one_line(janitor_env: dict[str, str], tmp_
     assert proc.stderr.strip().splitlines()[-1] == (
         "janitor-differ: janitor-differ needs artifact_location (JANITOR_ARTIFACT_LOCATION)"
     )
+
+
+async def test_invalid_cache_entries_are_recomputed(client: httpx.AsyncClient, world: World) -> None:
+    assert (await client.get(URL_DIFFOSCOPE, headers={"Accept": "application/json"})).status_code == 200
+    assert (await client.get(URL_DEBDIFF)).status_code == 200
+    raw = world.cache / "diffoscope_old-run_new-run" / "raw"
+    raw.write_text("{ truncated")  # not valid JSON: must not be served
+    (world.cache / "debdiff_old-run_new-run" / "raw").write_bytes(b"\xff\xfe not utf-8")
+    diffoscope_before, debdiff_before = len(calls(world, "diffoscope")), len(calls(world, "debdiff"))
+    again = await client.get("/diffoscope/old-run/new-run?filter_boring", headers={"Accept": "application/json"})
+    assert again.status_code == 200 and "(filtered)" in again.json()["source1"]
+    assert len(calls(world, "diffoscope")) > diffoscope_before
+    assert json.loads(raw.read_text())["details"]
+    filtered = await client.get(URL_DEBDIFF + "?filter_boring")
+    assert filtered.status_code == 200 and "added-file.txt" in filtered.text
+    assert len(calls(world, "debdiff")) == debdiff_before + 1
+
+
+async def test_unreadable_cache_entry_reads_as_missing(tmp_path: Path) -> None:
+    from janitor_differ.cache import DiffCache
+
+    cache = DiffCache(str(tmp_path / "cache"))
+
+    async def unreadable(run_id: str, name: str) -> bytes:
+        raise PermissionError(13, "Permission denied")
+
+    cache.store.get = unreadable  # type: ignore[method-assign]
+    assert await cache.get("diffoscope_a_b", "raw") is None

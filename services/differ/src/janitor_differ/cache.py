@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import TypeVar
 from janitor_common.artifacts import ArtifactManager, ArtifactsMissing, get_artifact_manager
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
 def entry_id(tool: str, old_id: str, new_id: str) -> str:
@@ -46,6 +48,10 @@ class DiffCache:
         try:
             data = await self.store.get(entry, name)
         except ArtifactsMissing:
+            return None
+        except OSError as e:
+            # Unreadable is as good as missing: recompute it, never fail on it.
+            logger.warning("cache entry %s/%s unreadable (%s); recomputing", entry, name, e)
             return None
         self._seen.add((entry, name))
         return data
