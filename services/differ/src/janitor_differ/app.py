@@ -85,41 +85,33 @@ def create_app(settings: DifferSettings, *, subscribe: bool = True) -> FastAPI:
             return error_response(request, 500, f"{tool} failed: {e}", details=str(e))
         raise e
 
-    @app.get("/debdiff/{old_id}/{new_id}")
-    async def get_debdiff(request: Request, old_id: str, new_id: str) -> Response:
+    async def serve_diff(request: Request, tool: str, old_id: str, new_id: str) -> Response:
         differ: Differ = request.state.differ
+        filtered = "filter_boring" in request.query_params
         try:
             # A run that cannot be diffed is a 404 whatever the client accepts.
             old, new = await differ.runs(old_id, new_id)
-            await differ.ensure_available("debdiff", old, new)
-            media_type = negotiate(request.headers.get("accept"), DEBDIFF_TYPES)
-            body = await differ.debdiff(
-                old,
-                new,
-                "text/plain" if media_type == "text/x-diff" else media_type,
-                "filter_boring" in request.query_params,
-            )
+            await differ.ensure_available(tool, old, new)
+            if tool == "debdiff":
+                media_type = negotiate(request.headers.get("accept"), DEBDIFF_TYPES)
+                # text/x-diff is the plain text rendering under its own name.
+                plain = "text/plain" if media_type == "text/x-diff" else media_type
+                body = await differ.debdiff(old, new, plain, filtered)
+            else:
+                media_type = negotiate(request.headers.get("accept"), DIFFOSCOPE_TYPES)
+                css_url = request.query_params.get("css_url") or None
+                body = await differ.diffoscope(old, new, media_type, filtered, css_url)
         except Exception as e:
-            return failure(request, e, "debdiff")
+            return failure(request, e, tool)
         return Response(body, media_type=media_type)
+
+    @app.get("/debdiff/{old_id}/{new_id}")
+    async def get_debdiff(request: Request, old_id: str, new_id: str) -> Response:
+        return await serve_diff(request, "debdiff", old_id, new_id)
 
     @app.get("/diffoscope/{old_id}/{new_id}")
     async def get_diffoscope(request: Request, old_id: str, new_id: str) -> Response:
-        differ: Differ = request.state.differ
-        try:
-            old, new = await differ.runs(old_id, new_id)
-            await differ.ensure_available("diffoscope", old, new)
-            media_type = negotiate(request.headers.get("accept"), DIFFOSCOPE_TYPES)
-            body = await differ.diffoscope(
-                old,
-                new,
-                media_type,
-                "filter_boring" in request.query_params,
-                request.query_params.get("css_url") or None,
-            )
-        except Exception as e:
-            return failure(request, e, "diffoscope")
-        return Response(body, media_type=media_type)
+        return await serve_diff(request, "diffoscope", old_id, new_id)
 
     @app.post("/precache/{old_id}/{new_id}", status_code=202)
     async def precache(request: Request, old_id: str, new_id: str) -> Response:

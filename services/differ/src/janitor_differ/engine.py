@@ -7,6 +7,7 @@ import json
 import logging
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,15 +164,20 @@ class Differ:
         parsed: dict[str, Any] = json.loads(data)
         return parsed
 
-    async def debdiff(self, old: RunInfo, new: RunInfo, media_type: str, filtered: bool) -> bytes:
-        name = rendering_name(media_type, filtered, None)
-        entry = entry_id("debdiff", old.id, new.id)
+    async def _rendering(
+        self, tool: str, old: RunInfo, new: RunInfo, name: str, render: Callable[[], Awaitable[bytes]]
+    ) -> bytes:
+        """A rendering from memory, the shared cache, or ``render`` (once, then kept in both)."""
+        entry = entry_id(tool, old.id, new.id)
         cached = self.renderings.get((entry, name)) or await self.cache.get(entry, name)
         if cached is not None:
-            self.metrics.cache_hits.labels("debdiff").inc()
-            self.renderings.put((entry, name), cached)
-            return cached
+            self.metrics.cache_hits.labels(tool).inc()
+        else:
+            cached, _ = await self.cache.get_or_compute(entry, name, render)
+        self.renderings.put((entry, name), cached)
+        return cached
 
+    async def debdiff(self, old: RunInfo, new: RunInfo, media_type: str, filtered: bool) -> bytes:
         async def render() -> bytes:
             text = (await self.debdiff_raw(old, new)).decode("utf-8")
             if filtered:
@@ -182,27 +188,17 @@ class Differ:
                 return debdiff.render_html(text).encode()
             return text.encode()
 
-        data, _ = await self.cache.get_or_compute(entry, name, render)
-        self.renderings.put((entry, name), data)
-        return data
+        return await self._rendering("debdiff", old, new, rendering_name(media_type, filtered, None), render)
 
     async def diffoscope(
         self, old: RunInfo, new: RunInfo, media_type: str, filtered: bool, css_url: str | None
     ) -> bytes:
-        name = rendering_name(media_type, filtered, css_url if media_type == "text/html" else None)
-        entry = entry_id("diffoscope", old.id, new.id)
-        cached = self.renderings.get((entry, name)) or await self.cache.get(entry, name)
-        if cached is not None:
-            self.metrics.cache_hits.labels("diffoscope").inc()
-            self.renderings.put((entry, name), cached)
-            return cached
+        css = css_url if media_type == "text/html" else None
 
         async def render() -> bytes:
             diff = await self.diffoscope_raw(old, new)
             if filtered:
                 diff = diffoscope.filter_boring(diff, old.version, new.version)
-            return await diffoscope.render(self.settings.diffoscope_command, diff, media_type, self.limits, css_url)
+            return await diffoscope.render(self.settings.diffoscope_command, diff, media_type, self.limits, css)
 
-        data, _ = await self.cache.get_or_compute(entry, name, render)
-        self.renderings.put((entry, name), data)
-        return data
+        return await self._rendering("diffoscope", old, new, rendering_name(media_type, filtered, css), render)
