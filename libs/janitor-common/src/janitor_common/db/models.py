@@ -88,3 +88,21 @@ class DebianBuild(Base):
     distribution: Mapped[str] = mapped_column(Text)
     source: Mapped[str] = mapped_column(Text)
     binary_packages: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+
+
+class AutoUpload(Base):
+    """Our upload ledger (migration 0002): what was uploaded, tried, or is in hand."""
+
+    __tablename__ = "auto_upload"
+
+    run_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    changes_filename: Mapped[str] = mapped_column(Text, primary_key=True)
+    state: Mapped[str] = mapped_column(Text, default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    claimed_by: Mapped[str | None] = mapped_column(Text)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    uploaded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
