@@ -11,7 +11,7 @@ from janitor_common.testing import ServiceProcess, asgi_client, console_script, 
 
 
 async def test_app_health_ready_metrics(janitor_env: dict[str, str]) -> None:
-    app = create_app(AutoUploadSettings())  # type: ignore[call-arg]
+    app = create_app(AutoUploadSettings(dput_host="local"), run_workers=False)  # type: ignore[call-arg]
     async with asgi_client(app) as client:
         assert (await client.get("/health")).status_code == 200
         assert (await client.get("/ready")).status_code == 200
@@ -21,7 +21,16 @@ async def test_app_health_ready_metrics(janitor_env: dict[str, str]) -> None:
 def test_console_script_serves_and_stops_on_sigint(janitor_env: dict[str, str], tmp_path: Path) -> None:
     port = free_port()
     proc = ServiceProcess(
-        [console_script("janitor-auto-upload"), "serve", "--port", str(port)],
+        [
+            console_script("janitor-auto-upload"),
+            "serve",
+            "--port",
+            str(port),
+            "--dput-host",
+            "local",
+            "--state-dir",
+            str(tmp_path / "state"),
+        ],
         service_env(**janitor_env),
         f"http://127.0.0.1:{port}/health",
         tmp_path / "auto-upload.log",

@@ -214,7 +214,24 @@ def main() -> int:
         children.append(
             Child("differ", [str(bindir / "janitor-differ"), "--cache-path", str(run_dir / "differ-cache")], env)
         )
-        children.append(Child("auto-upload", [str(bindir / "janitor-auto-upload"), "serve"], env))
+        children.append(
+            Child(
+                "auto-upload",
+                [
+                    str(bindir / "janitor-auto-upload"),
+                    "serve",
+                    "--dput-host",
+                    "local",
+                    "--dput-config",
+                    str(dput_config),
+                    "--debsign-keyid",
+                    fingerprint,
+                    "--state-dir",
+                    str(run_dir / "auto-upload"),
+                ],
+                env,
+            )
+        )
         for child, port in zip(children, (9929, 9920, 9933), strict=True):
             wait_healthy(f"http://127.0.0.1:{port}/health", child)
 

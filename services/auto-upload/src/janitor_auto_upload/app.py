@@ -1,13 +1,110 @@
-"""App factory for the auto-upload service's HTTP side (health, readiness, metrics)."""
+"""App factory: the upload workers, the result listener and catch-up, and the HTTP side."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
 
+from fastapi import FastAPI, Request
+from prometheus_client import CollectorRegistry
+from starlette.responses import JSONResponse, Response
+
+from janitor_common.artifacts import get_artifact_manager
+from janitor_common.pubsub import ResultMessage, ResultSubscriber
 from janitor_common.service import create_service_app
+from janitor_common.web import error_response
 
+from . import ledger
+from .metrics import make_metrics
+from .pipeline import catch_up, enqueue_run, wanted, work, worker_name
 from .settings import AutoUploadSettings
+from .uploader import Uploader
+
+logger = logging.getLogger(__name__)
+
+# SIGTERM: the upload in hand gets this long to finish before it is abandoned
+# (its row keeps its lease and is taken up again after a restart).
+STOP_GRACE = 15.0
 
 
-def create_app(settings: AutoUploadSettings) -> FastAPI:
-    return create_service_app("janitor auto-upload", settings)
+def create_app(settings: AutoUploadSettings, *, run_workers: bool = True) -> FastAPI:
+    if settings.artifact_location is None:
+        raise ValueError("janitor-auto-upload needs artifact_location (JANITOR_ARTIFACT_LOCATION)")
+    if settings.dput_host is None:
+        raise ValueError("janitor-auto-upload needs --dput-host")
+    registry = CollectorRegistry()
+    metrics = make_metrics(registry)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI, state: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        assert settings.artifact_location is not None
+        engine = state["engine"]
+        artifacts = get_artifact_manager(settings.artifact_location)
+        stop, wake = asyncio.Event(), asyncio.Event()
+
+        async def on_result(msg: ResultMessage) -> None:
+            reason = wanted(settings, msg)
+            if reason is not None:
+                logger.debug("result %s not for upload: %s", msg.log_id, reason)
+                return
+            if await enqueue_run(settings, engine, artifacts, msg.log_id):
+                wake.set()
+
+        async def catch_up_loop() -> None:
+            while not stop.is_set():
+                try:
+                    if await catch_up(settings, engine, artifacts):
+                        wake.set()
+                except Exception:
+                    logger.exception("catch-up failed; trying again later")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), settings.catchup_interval)
+
+        uploaders = [
+            Uploader(settings, engine, artifacts, metrics, worker_name()) for _ in range(settings.upload_concurrency)
+        ]
+        subscriber = ResultSubscriber(settings.redis_url, on_result)
+        tasks = []
+        if run_workers:
+            tasks = [asyncio.create_task(subscriber.run(stop), name="subscriber")]
+            tasks.append(asyncio.create_task(catch_up_loop(), name="catch-up"))
+            tasks += [asyncio.create_task(work(u, wake, stop), name=f"upload-{i}") for i, u in enumerate(uploaders)]
+        try:
+            yield {"subscriber": subscriber, "wake": wake}
+        finally:
+            stop.set()
+            wake.set()
+            _, pending = await asyncio.wait(tasks, timeout=STOP_GRACE) if tasks else (set(), set())
+            for task in pending:
+                logger.warning("abandoning %s at shutdown; its upload is taken up again later", task.get_name())
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=3)
+
+    app = create_service_app("janitor auto-upload", settings, registry=registry, extra_lifespan=lifespan)
+
+    @app.get("/uploads")
+    async def uploads(request: Request, state: str | None = None) -> Response:
+        try:
+            rows = await ledger.entries(request.state.engine, state)
+        except ValueError as e:
+            return error_response(request, 400, str(e))
+        return JSONResponse(
+            [
+                {
+                    "run_id": r.run_id,
+                    "changes_filename": r.changes_filename,
+                    "state": r.state,
+                    "attempts": r.attempts,
+                    "last_error": r.last_error,
+                    "updated_at": r.updated_at.isoformat(),
+                    "uploaded_at": r.uploaded_at.isoformat() if r.uploaded_at else None,
+                }
+                for r in rows
+            ]
+        )
+
+    return app

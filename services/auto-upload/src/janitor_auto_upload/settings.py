@@ -2,8 +2,27 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from janitor_common.config import CommonSettings
 
 
 class AutoUploadSettings(CommonSettings):
     port: int = 9933
+    dput_host: str | None = None
+    dput_config: Path | None = None
+    debsign_keyid: str | None = None
+    # Only builds for these distributions (all when empty).
+    distribution: list[str] = []
+    source_only: bool = False
+    # Per-run work directories survive restarts: dput's .upload logs in them
+    # are how an upload finished just before a kill is recognised.
+    state_dir: Path = Path("auto-upload-state")
+    upload_concurrency: int = 1
+    lease_seconds: float = 600.0
+    max_attempts: int = 5
+    # Transient failures wait retry_base_seconds * 2**(attempt - 1), at most 300 s.
+    retry_base_seconds: float = 2.0
+    tool_timeout: float = 300.0
+    catchup_interval: float = 300.0
+    catchup_horizon_days: int = 14

@@ -1,0 +1,93 @@
+"""Where uploads come from (result messages, catch-up) and the workers that do them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from janitor_common.artifacts import ArtifactManager, ArtifactsMissing
+from janitor_common.pubsub import ResultMessage
+
+from . import ledger
+from .settings import AutoUploadSettings
+from .uploader import Uploader, changes_files
+
+logger = logging.getLogger(__name__)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def wanted(settings: AutoUploadSettings, msg: ResultMessage) -> str | None:
+    """Why a result is not for us, or None when it is."""
+    if not msg.is_success:
+        return f"code {msg.code}"
+    if msg.target.name != "debian":
+        return f"target {msg.target.name or 'missing'}"
+    if settings.distribution and msg.build_distribution not in settings.distribution:
+        return f"distribution {msg.build_distribution}"
+    return None
+
+
+async def enqueue_run(
+    settings: AutoUploadSettings, engine: AsyncEngine, artifacts: ArtifactManager, run_id: str
+) -> int:
+    """Ledger rows for the run's .changes files; 0 when it has none (or they are known)."""
+    try:
+        names = await artifacts.list_names(run_id)
+    except ArtifactsMissing:
+        logger.warning("run %s: no artifacts to upload", run_id)
+        return 0
+    found = changes_files(names, settings.source_only)
+    if not found:
+        logger.warning("run %s: no .changes among its artifacts", run_id)
+    return await ledger.record_pending(engine, run_id, found)
+
+
+_CATCH_UP = text(
+    """
+    SELECT run.id FROM run JOIN debian_build ON debian_build.run_id = run.id
+    WHERE run.result_code = 'success'
+      AND (run.finish_time IS NULL OR run.finish_time > now() - make_interval(days => :days))
+      AND (cardinality(CAST(:distributions AS text[])) = 0
+           OR debian_build.distribution = ANY(CAST(:distributions AS text[])))
+      AND NOT EXISTS (SELECT 1 FROM auto_upload WHERE auto_upload.run_id = run.id)
+    ORDER BY run.finish_time NULLS FIRST
+    """
+)
+
+
+async def catch_up(settings: AutoUploadSettings, engine: AsyncEngine, artifacts: ArtifactManager) -> int:
+    """Queue successful builds within the horizon that the ledger has never seen."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            _CATCH_UP, {"days": settings.catchup_horizon_days, "distributions": list(settings.distribution)}
+        )
+        run_ids = [r[0] for r in rows]
+    added = 0
+    for run_id in run_ids:
+        added += await enqueue_run(settings, engine, artifacts, run_id)
+    if added:
+        logger.info("catch-up queued %d upload(s) from %d run(s)", added, len(run_ids))
+    return added
+
+
+async def work(uploader: Uploader, wake: asyncio.Event, stop: asyncio.Event) -> None:
+    """Claim and upload until ``stop``; sleep until woken when there is nothing to do."""
+    while not stop.is_set():
+        claim = await ledger.claim(uploader.engine, uploader.worker, uploader.settings.lease_seconds)
+        if claim is None:
+            wake.clear()
+            try:
+                await asyncio.wait_for(wake.wait(), 1.0)
+            except TimeoutError:
+                pass
+            continue
+        await uploader.process(claim)

@@ -1,0 +1,88 @@
+"""debsign and dput as subprocesses: timeouts, captured output, and what a failure means.
+
+silver-platter's helpers hold the GIL for the child's whole run, take no
+config file, capture no output and have no timeout, so we run the tools
+ourselves with asyncio subprocesses (see the README).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+# Output that means "try again later": the target was unreachable for now.
+TRANSIENT = (
+    "Connection refused",
+    "timed out",
+    "Temporary failure in name resolution",
+    "Network is unreachable",
+    "Connection reset",
+    "No route to host",
+)
+
+
+@dataclass(frozen=True)
+class ToolRun:
+    argv: list[str]
+    returncode: int  # -1 for a timeout
+    output: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    @property
+    def transient(self) -> bool:
+        return self.returncode == -1 or any(marker in self.output for marker in TRANSIENT)
+
+    def describe(self) -> str:
+        tool = os.path.basename(self.argv[0])
+        status = "timed out" if self.returncode == -1 else f"exit {self.returncode}"
+        return f"{tool} {status}: {self.output.strip()[-2000:]}"
+
+
+async def run(argv: list[str], *, cwd: Path, env: dict[str, str], time_limit: float) -> ToolRun:
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        cwd=cwd,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,  # debsign asks questions on stdin otherwise
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), time_limit)
+    except (TimeoutError, asyncio.CancelledError) as e:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()
+        if isinstance(e, asyncio.CancelledError):
+            raise
+        return ToolRun(argv, -1, f"no answer within {time_limit:g}s")
+    return ToolRun(argv, proc.returncode or 0, out.decode("utf-8", "replace"))
+
+
+def debsign_argv(changes: Path, keyid: str | None) -> list[str]:
+    # --no-conf: only our options count; --no-re-sign: a signed file is left as is.
+    argv = ["debsign", "--no-conf", "--no-re-sign"]
+    if keyid:
+        argv.append(f"-k{keyid}")
+    return [*argv, changes.name]
+
+
+def dput_argv(changes: Path, host: str, config: Path | None) -> list[str]:
+    # The host is always named: without it dput falls back to the Debian archive.
+    argv = ["dput"]
+    if config is not None:
+        argv += ["-c", str(config)]
+    return [*argv, host, changes.name]
+
+
+def upload_log(changes: Path, host: str) -> Path:
+    """Where dput records a completed upload (and why a re-run skips it)."""
+    return changes.with_name(f"{changes.name[: -len('.changes')]}.{host}.upload")

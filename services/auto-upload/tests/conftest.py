@@ -1,0 +1,157 @@
+"""Real GnuPG key, real .changes (dpkg-source, dpkg-genchanges), a local dput target."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from janitor_auto_upload.settings import AutoUploadSettings
+from janitor_common.debbuild import build_deb
+
+
+@dataclass
+class Keyring:
+    home: Path
+    fingerprint: str
+
+
+@pytest.fixture(scope="session")
+def keyring(tmp_path_factory: pytest.TempPathFactory) -> Keyring:
+    home = tmp_path_factory.mktemp("gnupg")
+    home.chmod(0o700)
+    env = {**os.environ, "GNUPGHOME": str(home)}
+    subprocess.run(
+        [
+            "gpg",
+            "--batch",
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            "Janitor Test <test@example.com>",
+            "ed25519",
+            "sign",
+            "never",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    out = subprocess.run(
+        ["gpg", "--with-colons", "--list-secret-keys"], env=env, check=True, capture_output=True, text=True
+    ).stdout
+    fingerprint = next(line.split(":")[9] for line in out.splitlines() if line.startswith("fpr:"))
+    return Keyring(home, fingerprint)
+
+
+@pytest.fixture(autouse=True)
+def gnupg_home(keyring: Keyring, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GNUPGHOME", str(keyring.home))
+
+
+def build_upload(dest: Path, source: str, version: str, distribution: str = "lintian-fixes") -> list[str]:
+    """A source package and a binary package with their .changes, as a build leaves them."""
+    work = dest.parent / f".build-{dest.name}"
+    tree = work / f"{source}-{version}"
+    (tree / "debian" / "source").mkdir(parents=True)
+    (tree / "debian" / "source" / "format").write_text("3.0 (native)\n")
+    (tree / "debian" / "control").write_text(
+        f"Source: {source}\nSection: misc\nPriority: optional\nMaintainer: Janitor Tests <tests@example.com>\n"
+        f"Standards-Version: 4.6.2\n\nPackage: {source}\nArchitecture: all\nDescription: test\n test package\n"
+    )
+    (tree / "debian" / "changelog").write_text(
+        f"{source} ({version}) {distribution}; urgency=medium\n\n  * Test build.\n\n"
+        " -- Janitor Tests <tests@example.com>  Sun, 22 Nov 2026 00:00:00 +0000\n"
+    )
+    (tree / "README").write_text(f"{source} {version}\n")
+    env = {**os.environ, "SOURCE_DATE_EPOCH": "1700000000"}
+    subprocess.run(["dpkg-source", "-b", tree.name], cwd=work, env=env, check=True, capture_output=True)
+    subprocess.run(
+        ["dpkg-genchanges", "-S", f"-O../{source}_{version}_source.changes"],
+        cwd=tree,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    build_deb(work, source, version, {f"/usr/share/{source}/README": "x\n"}, arch="all")
+    subprocess.run(["dpkg-distaddfile", f"{source}_{version}_all.deb", "misc", "optional"], cwd=tree, check=True)
+    subprocess.run(
+        ["dpkg-genchanges", "-b", f"-O../{source}_{version}_all.changes"],
+        cwd=tree,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    dest.mkdir(parents=True, exist_ok=True)
+    names = []
+    for f in work.iterdir():
+        if f.is_file():
+            f.rename(dest / f.name)
+            names.append(f.name)
+    return sorted(names)
+
+
+def add_build(
+    database_url: str,
+    run_id: str,
+    source: str,
+    version: str,
+    *,
+    distribution: str = "lintian-fixes",
+    result_code: str = "success",
+) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO codebase (name) VALUES (%s) ON CONFLICT DO NOTHING", (source,))
+        conn.execute("INSERT INTO change_set (id) VALUES (%s)", (run_id,))
+        conn.execute(
+            "INSERT INTO run (id, codebase, suite, result_code, change_set, finish_time)"
+            " VALUES (%s, %s, 'lintian-fixes', %s, %s, now())",
+            (run_id, source, result_code, run_id),
+        )
+        conn.execute(
+            "INSERT INTO debian_build (run_id, version, distribution, source) VALUES (%s, %s, %s, %s)",
+            (run_id, version, distribution, source),
+        )
+
+
+@dataclass
+class Target:
+    incoming: Path
+    config: Path
+    artifacts: Path
+    state: Path
+
+    def arrived(self) -> list[str]:
+        return sorted(p.name for p in self.incoming.iterdir()) if self.incoming.exists() else []
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> Iterator[Target]:
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    config = tmp_path / "dput.cf"
+    config.write_text(f"[local]\nmethod = local\nincoming = {incoming}\nallow_unsigned_uploads = 0\nrun_dinstall = 0\n")
+    yield Target(incoming, config, tmp_path / "artifacts", tmp_path / "state")
+
+
+def upload_settings(
+    database_url: str, redis_url: str, target: Target, keyring: Keyring, **extra: object
+) -> AutoUploadSettings:
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "redis_url": redis_url,
+        "artifact_location": str(target.artifacts),
+        "dput_host": "local",
+        "dput_config": target.config,
+        "debsign_keyid": keyring.fingerprint,
+        "state_dir": target.state,
+        "retry_base_seconds": 0.1,
+        "catchup_interval": 0.5,
+    }
+    values.update(extra)
+    return AutoUploadSettings(**values)  # type: ignore[arg-type]

@@ -1,0 +1,174 @@
+"""Signed uploads with real debsign and dput, from result messages and catch-up."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import redis.asyncio as aioredis
+
+from janitor_auto_upload.app import create_app
+from janitor_common.pubsub import publish_result
+from janitor_common.testing import asgi_client
+
+from .conftest import Keyring, Target, add_build, build_upload, upload_settings
+
+
+def result(run_id: str, *, code: str = "success", target: object = None, distribution: str = "lintian-fixes") -> dict:  # type: ignore[type-arg]
+    if target is None:
+        target = {"name": "debian", "details": {"build_distribution": distribution}}
+    return {"log_id": run_id, "code": code, "codebase": "foo", "target": target}
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.1)
+
+
+async def subscribed(redis_url: str) -> aioredis.Redis:
+    client = aioredis.from_url(redis_url)
+    for _ in range(200):
+        if (await client.pubsub_numsub("result"))[0][1] >= 1:
+            return client
+        await asyncio.sleep(0.05)
+    raise AssertionError("service never subscribed")
+
+
+def verify(path: Path) -> bool:
+    return subprocess.run(["gpg", "--verify", str(path)], capture_output=True).returncode == 0
+
+
+async def test_result_message_leads_to_a_signed_upload(
+    database_url: str, redis_url: str, target: Target, keyring: Keyring
+) -> None:
+    # No database row: only the message can make this upload happen (catch-up cannot see it).
+    names = build_upload(target.artifacts / "run-1", "foo", "1.0")
+    settings = upload_settings(database_url, redis_url, target, keyring, catchup_interval=3600)
+    async with asgi_client(create_app(settings)) as client:
+        await asyncio.sleep(0.5)
+        assert target.arrived() == []
+        redis = await subscribed(redis_url)
+        await publish_result(redis, result("run-1"))
+        await redis.aclose()
+        await wait_for(lambda: {"foo_1.0_source.changes", "foo_1.0_all.changes"} <= set(target.arrived()))
+        # The ledger is updated just after dput returns.
+        for _ in range(100):
+            uploads = (await client.get("/uploads", params={"state": "uploaded"})).json()
+            if len(uploads) == 2:
+                break
+            await asyncio.sleep(0.1)
+        assert sorted(u["changes_filename"] for u in uploads) == ["foo_1.0_all.changes", "foo_1.0_source.changes"]
+        metrics = (await client.get("/metrics")).text
+        assert 'uploads_total{outcome="uploaded"} 2.0' in metrics
+        assert (await client.get("/uploads", params={"state": "nope"})).status_code == 400
+    for name in ("foo_1.0_source.changes", "foo_1.0_all.changes", "foo_1.0.dsc"):
+        assert verify(target.incoming / name), name
+    assert "foo_1.0_all.deb" in target.arrived() and "foo_1.0.tar.xz" in target.arrived()
+    assert set(names) >= {"foo_1.0_source.changes", "foo_1.0_all.changes"}
+
+
+async def test_messages_not_for_us_upload_nothing_and_the_service_keeps_listening(
+    database_url: str, redis_url: str, target: Target, keyring: Keyring
+) -> None:
+    for i, dist in enumerate(["lintian-fixes", "lintian-fixes", "lintian-fixes", "other-dist"]):
+        build_upload(target.artifacts / f"skip-{i}", f"skip{i}", "1.0", distribution=dist)
+    build_upload(target.artifacts / "good", "good", "2.0")
+    settings = upload_settings(
+        database_url, redis_url, target, keyring, distribution=["lintian-fixes"], catchup_interval=3600
+    )
+    async with asgi_client(create_app(settings)) as client:
+        redis = await subscribed(redis_url)
+        await publish_result(redis, result("skip-0", code="build-failed"))
+        await publish_result(redis, result("skip-1", target={"name": "git", "details": {}}))
+        await publish_result(redis, result("skip-2", target={}))
+        await publish_result(redis, result("skip-3", distribution="other-dist"))
+        await redis.publish("result", b"{not json")
+        await redis.publish("result", json.dumps({"code": "success"}))
+        await publish_result(redis, result("good"))
+        await redis.aclose()
+        await wait_for(lambda: "good_2.0_source.changes" in target.arrived())
+        await asyncio.sleep(0.5)
+        assert not [n for n in target.arrived() if n.startswith("skip")]
+        assert {u["run_id"] for u in (await client.get("/uploads")).json()} == {"good"}
+
+
+async def test_source_only(database_url: str, redis_url: str, target: Target, keyring: Keyring) -> None:
+    build_upload(target.artifacts / "run-s", "src", "1.0")
+    add_build(database_url, "run-s", "src", "1.0")
+    settings = upload_settings(database_url, redis_url, target, keyring, source_only=True)
+    async with asgi_client(create_app(settings)):
+        await wait_for(lambda: "src_1.0_source.changes" in target.arrived())
+        await asyncio.sleep(0.5)
+    assert not [n for n in target.arrived() if n.endswith(("_all.changes", ".deb"))]
+
+
+async def test_debsign_failure_runs_no_dput(
+    database_url: str, redis_url: str, target: Target, keyring: Keyring
+) -> None:
+    build_upload(target.artifacts / "run-k", "nokey", "1.0")
+    add_build(database_url, "run-k", "nokey", "1.0")
+    settings = upload_settings(
+        database_url, redis_url, target, keyring, debsign_keyid="0000DEADBEEF0000", source_only=True
+    )
+    async with asgi_client(create_app(settings)) as client:
+
+        async def failed() -> list[dict]:  # type: ignore[type-arg]
+            return (await client.get("/uploads", params={"state": "failed"})).json()
+
+        for _ in range(300):
+            if await failed():
+                break
+            await asyncio.sleep(0.1)
+        (row,) = await failed()
+        assert row["last_error"].startswith("debsign exit") and "0000DEADBEEF0000" in row["last_error"]
+        assert "debsign_failed_total 1.0" in (await client.get("/metrics")).text
+    assert target.arrived() == []
+
+
+async def test_dput_failure_is_retried_then_recorded(
+    database_url: str, redis_url: str, target: Target, keyring: Keyring
+) -> None:
+    from janitor_common.devstack import free_port
+
+    build_upload(target.artifacts / "run-d", "down", "1.0")
+    add_build(database_url, "run-d", "down", "1.0")
+    # An FTP target on a loopback port where nothing listens: connection refused, a transient failure.
+    target.config.write_text(
+        f"[local]\nmethod = ftp\nfqdn = 127.0.0.1:{free_port()}\nincoming = /incoming\nlogin = anonymous\n"
+        "allow_unsigned_uploads = 0\n"
+    )
+    settings = upload_settings(database_url, redis_url, target, keyring, source_only=True, max_attempts=3)
+    async with asgi_client(create_app(settings)) as client:
+        for _ in range(300):
+            rows = (await client.get("/uploads", params={"state": "failed"})).json()
+            if rows:
+                break
+            await asyncio.sleep(0.1)
+        (row,) = rows
+        assert row["attempts"] == 3
+        assert "dput" in row["last_error"] and "refused" in row["last_error"].lower()
+        metrics = (await client.get("/metrics")).text
+        assert "upload_failed_total 3.0" in metrics and 'uploads_total{outcome="retry"} 2.0' in metrics
+
+
+async def test_results_published_while_stopped_are_caught_up(
+    database_url: str, redis_url: str, target: Target, keyring: Keyring
+) -> None:
+    redis = aioredis.from_url(redis_url)
+    for i in range(20):
+        build_upload(target.artifacts / f"late-{i}", f"late{i}", "1.0")
+        add_build(database_url, f"late-{i}", f"late{i}", "1.0")
+        assert await publish_result(redis, result(f"late-{i}")) == 0  # nobody listening
+    await redis.aclose()
+    settings = upload_settings(database_url, redis_url, target, keyring, source_only=True)
+    async with asgi_client(create_app(settings)):
+        await wait_for(lambda: len([n for n in target.arrived() if n.endswith("_source.changes")]) == 20, timeout=90)
+    assert sorted(n for n in target.arrived() if n.endswith("_source.changes")) == sorted(
+        f"late{i}_1.0_source.changes" for i in range(20)
+    )
