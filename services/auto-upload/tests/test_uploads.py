@@ -172,3 +172,45 @@ async def test_results_published_while_stopped_are_caught_up(
     assert sorted(n for n in target.arrived() if n.endswith("_source.changes")) == sorted(
         f"late{i}_1.0_source.changes" for i in range(20)
     )
+
+
+def test_backfill_twice_uploads_once(database_url: str, redis_url: str, target: Target, keyring: Keyring) -> None:
+    import os
+
+    from janitor_common.testing import console_script
+
+    # Two builds of one source: only the newer is backfilled; another source too.
+    build_upload(target.artifacts / "old-build", "bf", "1.0")
+    add_build(database_url, "old-build", "bf", "1.0")
+    build_upload(target.artifacts / "new-build", "bf", "1.1")
+    add_build(database_url, "new-build", "bf", "1.1")
+    build_upload(target.artifacts / "other-build", "bf2", "3.0")
+    add_build(database_url, "other-build", "bf2", "3.0")
+    argv = [
+        console_script("janitor-auto-upload"),
+        "backfill",
+        "--dput-host",
+        "local",
+        "--dput-config",
+        str(target.config),
+        "--debsign-keyid",
+        keyring.fingerprint,
+        "--state-dir",
+        str(target.state),
+        "--source-only",
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JANITOR_")}
+    env.update(
+        JANITOR_DATABASE_URL=database_url, JANITOR_REDIS_URL=redis_url, JANITOR_ARTIFACT_LOCATION=str(target.artifacts)
+    )
+    first = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == "backfill: uploaded 2, skipped 0, failed 0"
+    assert "2/2" in first.stderr
+    assert sorted(n for n in target.arrived() if n.endswith(".changes")) == [
+        "bf2_3.0_source.changes",
+        "bf_1.1_source.changes",
+    ]
+    second = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.strip() == "backfill: uploaded 0, skipped 2, failed 0"

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
+
+from prometheus_client import CollectorRegistry
 
 from janitor_common.server import Listener, serve
 from janitor_common.service import add_common_arguments, settings_from_args
@@ -37,12 +40,47 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="listen for results, catch up from the database, upload")
     add_upload_arguments(p)
     add_common_arguments(p, default_port=9933)
+    p = sub.add_parser("backfill", help="upload the newest build of each (distribution, source) not yet uploaded")
+    add_upload_arguments(p)
+    p.add_argument("--config", metavar="FILE", help="janitor.conf in protobuf text format (default: $JANITOR_CONFIG)")
+    p.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING (default) or ERROR")
     return parser
+
+
+async def run_backfill(settings: AutoUploadSettings) -> int:
+    from janitor_common.artifacts import get_artifact_manager
+    from janitor_common.db.engine import make_async_engine
+
+    from .backfill import backfill
+    from .metrics import make_metrics
+    from .pipeline import worker_name
+    from .uploader import Uploader
+
+    assert settings.artifact_location is not None
+    engine = make_async_engine(settings.database_url)
+    try:
+        artifacts = get_artifact_manager(settings.artifact_location)
+        uploader = Uploader(settings, engine, artifacts, make_metrics(CollectorRegistry()), worker_name())
+        summary = await backfill(uploader, engine, artifacts)
+    finally:
+        await engine.dispose()
+    print(f"backfill: {summary.line()}")
+    for failure in summary.failures:
+        print(f"  failed: {failure}")
+    return 1 if summary.failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "backfill" and args.log_level is None:
+        args.log_level = "WARNING"  # the progress bar is the output
     settings = settings_from_args(AutoUploadSettings, PROG, args)
+    if args.command == "backfill":
+        if settings.artifact_location is None or settings.dput_host is None:
+            missing = "artifact_location (JANITOR_ARTIFACT_LOCATION)" if settings.dput_host else "--dput-host"
+            print(f"{PROG}: backfill needs {missing}", file=sys.stderr)
+            return 2
+        return asyncio.run(run_backfill(settings))
     try:
         app = create_app(settings)
     except ValueError as e:
