@@ -214,3 +214,18 @@ def test_backfill_twice_uploads_once(database_url: str, redis_url: str, target: 
     second = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
     assert second.returncode == 0, second.stderr
     assert second.stdout.strip() == "backfill: uploaded 0, skipped 2, failed 0"
+
+
+async def test_worker_survives_an_unexpected_error(
+    database_url: str, redis_url: str, target: Target, keyring: Keyring
+) -> None:
+    build_upload(target.artifacts / "run-x", "survivor", "1.0")
+    add_build(database_url, "run-x", "survivor", "1.0")
+    target.state.write_text("not a directory")  # every attempt fails with an OSError
+    settings = upload_settings(database_url, redis_url, target, keyring, source_only=True, lease_seconds=1.0)
+    async with asgi_client(create_app(settings)) as client:
+        await asyncio.sleep(1.5)
+        assert target.arrived() == []
+        assert (await client.get("/uploads", params={"state": "uploading"})).json()
+        target.state.unlink()  # fixed: the same worker takes the row up again once its lease lapses
+        await wait_for(lambda: "survivor_1.0_source.changes" in target.arrived(), timeout=30)

@@ -90,4 +90,12 @@ async def work(uploader: Uploader, wake: asyncio.Event, stop: asyncio.Event) -> 
             except TimeoutError:
                 pass
             continue
-        await uploader.process(claim)
+        try:
+            await uploader.process(claim)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The row keeps its lease and is taken up again when it runs out;
+            # one bad upload must not stop the worker.
+            logger.exception("upload of %s/%s failed unexpectedly", claim.run_id, claim.changes_filename)
+            await asyncio.sleep(1.0)
