@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import redis.asyncio as aioredis
 
 from janitor_auto_upload.app import create_app
@@ -214,6 +215,15 @@ def test_backfill_twice_uploads_once(database_url: str, redis_url: str, target: 
     second = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
     assert second.returncode == 0, second.stderr
     assert second.stdout.strip() == "backfill: uploaded 0, skipped 2, failed 0"
+
+    # Only an operator's force makes an uploaded build go again.
+    force = [console_script("janitor-auto-upload"), "force", "new-build"]
+    forced = subprocess.run(force, env=env, capture_output=True, text=True, timeout=60)
+    assert forced.returncode == 0 and forced.stdout.strip() == "queued 1 upload(s) of new-build again"
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT state FROM auto_upload WHERE run_id = 'new-build'").fetchone() == ("pending",)
+    unknown = subprocess.run([*force[:2], "no-such-run"], env=env, capture_output=True, text=True, timeout=60)
+    assert unknown.returncode == 1 and "nothing in the ledger for no-such-run" in unknown.stderr
 
 
 async def test_worker_survives_an_unexpected_error(

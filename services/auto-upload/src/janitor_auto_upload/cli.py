@@ -44,7 +44,32 @@ def build_parser() -> argparse.ArgumentParser:
     add_upload_arguments(p)
     p.add_argument("--config", metavar="FILE", help="janitor.conf in protobuf text format (default: $JANITOR_CONFIG)")
     p.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING (default) or ERROR")
+    p = sub.add_parser("force", help="upload a run's .changes again, whatever the ledger says")
+    p.add_argument("run_id")
+    p.add_argument("changes_filename", nargs="?", help="one .changes file (default: all of the run's)")
+    p.add_argument("--config", metavar="FILE", help="janitor.conf in protobuf text format (default: $JANITOR_CONFIG)")
+    p.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING (default) or ERROR")
     return parser
+
+
+async def run_force(settings: AutoUploadSettings, run_id: str, changes_filename: str | None) -> int:
+    from janitor_common.db.engine import make_async_engine
+
+    from . import ledger
+
+    engine = make_async_engine(settings.database_url)
+    try:
+        count = await ledger.force(engine, run_id, changes_filename)
+    finally:
+        await engine.dispose()
+    if count == 0:
+        print(
+            f"{PROG}: nothing in the ledger for {run_id}{'/' + changes_filename if changes_filename else ''}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"queued {count} upload(s) of {run_id} again")
+    return 0
 
 
 async def run_backfill(settings: AutoUploadSettings) -> int:
@@ -72,9 +97,11 @@ async def run_backfill(settings: AutoUploadSettings) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "backfill" and args.log_level is None:
+    if args.command in ("backfill", "force") and args.log_level is None:
         args.log_level = "WARNING"  # the progress bar is the output
     settings = settings_from_args(AutoUploadSettings, PROG, args)
+    if args.command == "force":
+        return asyncio.run(run_force(settings, args.run_id, args.changes_filename))
     if args.command == "backfill":
         if settings.artifact_location is None or settings.dput_host is None:
             missing = "artifact_location (JANITOR_ARTIFACT_LOCATION)" if settings.dput_host else "--dput-host"
