@@ -196,6 +196,12 @@ class CommonSettings(BaseSettings):
         parts = urlsplit(self.database_url)
         return parts._replace(scheme="postgresql").geturl()
 
+    def required_artifact_location(self, prog: str) -> str:
+        """The artifact location, for services that cannot work without one (ValueError otherwise)."""
+        if self.artifact_location is None:
+            raise ValueError(f"{prog} needs artifact_location (JANITOR_ARTIFACT_LOCATION)")
+        return self.artifact_location
+
     def campaign_names(self) -> set[str]:
         return {c.name for c in self.campaigns}
 

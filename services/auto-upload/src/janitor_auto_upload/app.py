@@ -30,19 +30,23 @@ logger = logging.getLogger(__name__)
 STOP_GRACE = 15.0
 
 
-def create_app(settings: AutoUploadSettings, *, run_workers: bool = True) -> FastAPI:
-    if settings.artifact_location is None:
-        raise ValueError("janitor-auto-upload needs artifact_location (JANITOR_ARTIFACT_LOCATION)")
+def required_upload_settings(settings: AutoUploadSettings) -> str:
+    """What uploading cannot do without (ValueError naming it); returns the artifact location."""
+    location = settings.required_artifact_location("janitor-auto-upload")
     if settings.dput_host is None:
         raise ValueError("janitor-auto-upload needs --dput-host")
+    return location
+
+
+def create_app(settings: AutoUploadSettings, *, run_workers: bool = True) -> FastAPI:
+    artifact_location = required_upload_settings(settings)
     registry = CollectorRegistry()
     metrics = make_metrics(registry)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI, state: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        assert settings.artifact_location is not None
         engine = state["engine"]
-        artifacts = get_artifact_manager(settings.artifact_location)
+        artifacts = get_artifact_manager(artifact_location)
         stop, wake = asyncio.Event(), asyncio.Event()
 
         async def on_result(msg: ResultMessage) -> None:

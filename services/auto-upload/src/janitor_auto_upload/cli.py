@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from janitor_common.server import Listener, serve
 from janitor_common.service import add_common_arguments, settings_from_args
 
-from .app import create_app
+from .app import create_app, required_upload_settings
 from .settings import AutoUploadSettings
 
 PROG = "janitor-auto-upload"
@@ -72,7 +72,7 @@ async def run_force(settings: AutoUploadSettings, run_id: str, changes_filename:
     return 0
 
 
-async def run_backfill(settings: AutoUploadSettings) -> int:
+async def run_backfill(settings: AutoUploadSettings, artifact_location: str) -> int:
     from janitor_common.artifacts import get_artifact_manager
     from janitor_common.db.engine import make_async_engine
 
@@ -81,10 +81,9 @@ async def run_backfill(settings: AutoUploadSettings) -> int:
     from .pipeline import worker_name
     from .uploader import Uploader
 
-    assert settings.artifact_location is not None
     engine = make_async_engine(settings.database_url)
     try:
-        artifacts = get_artifact_manager(settings.artifact_location)
+        artifacts = get_artifact_manager(artifact_location)
         uploader = Uploader(settings, engine, artifacts, make_metrics(CollectorRegistry()), worker_name())
         summary = await backfill(uploader, engine, artifacts)
     finally:
@@ -102,13 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_from_args(AutoUploadSettings, PROG, args)
     if args.command == "force":
         return asyncio.run(run_force(settings, args.run_id, args.changes_filename))
-    if args.command == "backfill":
-        if settings.artifact_location is None or settings.dput_host is None:
-            missing = "artifact_location (JANITOR_ARTIFACT_LOCATION)" if settings.dput_host else "--dput-host"
-            print(f"{PROG}: backfill needs {missing}", file=sys.stderr)
-            return 2
-        return asyncio.run(run_backfill(settings))
     try:
+        if args.command == "backfill":
+            return asyncio.run(run_backfill(settings, required_upload_settings(settings)))
         app = create_app(settings)
     except ValueError as e:
         print(f"{PROG}: {e}", file=sys.stderr)

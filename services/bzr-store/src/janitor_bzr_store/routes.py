@@ -260,7 +260,7 @@ def admin_router() -> APIRouter:
         if not valid_codebase(codebase):
             return text_error(400, f"invalid codebase name: {codebase!r}")
         path = ctx.store.repository_path(codebase)
-        if not (path / ".bzr").is_dir():
+        if not (ctx.store.known(codebase) or await run_blocking(ctx, ctx.store.has_repository, codebase)):
             if not await ctx.codebases.exists(get_engine(request), codebase):
                 return text_error(404, f"no such codebase: {codebase}")
             return text_error(404, f"no repository for codebase: {codebase}")

@@ -68,6 +68,15 @@ class Store:
     def known(self, codebase: str) -> bool:
         return codebase in self._known
 
+    def has_repository(self, codebase: str) -> bool:
+        """Whether the codebase's repository exists (remembered once seen); blocking."""
+        if codebase in self._known:
+            return True
+        if (self.repository_path(codebase) / ".bzr").is_dir():
+            self._known.add(codebase)
+            return True
+        return False
+
     def repository_path(self, codebase: str) -> Path:
         assert valid_codebase(codebase)
         return self.root / codebase
@@ -87,8 +96,7 @@ class Store:
     def ensure_repository(self, codebase: str) -> Path:
         """Create the codebase's shared repository unless it exists; blocking."""
         path = self.repository_path(codebase)
-        if (path / ".bzr").is_dir():
-            self._known.add(codebase)
+        if self.has_repository(codebase):
             return path
         lock_path = self.root / f".{codebase}.lock"
         with open(lock_path, "w") as lock:

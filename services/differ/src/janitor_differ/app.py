@@ -37,18 +37,16 @@ def cache_location(settings: DifferSettings) -> str:
 
 
 def create_app(settings: DifferSettings, *, subscribe: bool = True) -> FastAPI:
-    if settings.artifact_location is None:
-        raise ValueError("janitor-differ needs artifact_location (JANITOR_ARTIFACT_LOCATION)")
+    artifact_location = settings.required_artifact_location("janitor-differ")
     registry = CollectorRegistry()
     metrics = make_metrics(registry)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI, state: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        assert settings.artifact_location is not None
         differ = Differ(
             settings=settings,
             engine=state["engine"],
-            artifacts=get_artifact_manager(settings.artifact_location),
+            artifacts=get_artifact_manager(artifact_location),
             cache=DiffCache(cache_location(settings)),
             metrics=metrics,
         )
