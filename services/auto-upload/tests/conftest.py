@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import threading
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psycopg
@@ -54,8 +58,10 @@ def gnupg_home(keyring: Keyring, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GNUPGHOME", str(keyring.home))
 
 
-def build_upload(dest: Path, source: str, version: str, distribution: str = "lintian-fixes") -> list[str]:
-    """A source package and a binary package with their .changes, as a build leaves them."""
+def build_upload(
+    dest: Path, source: str, version: str, distribution: str = "lintian-fixes", *, binary: bool = True
+) -> list[str]:
+    """A source package and (unless ``binary`` is false) a binary package with their .changes."""
     work = dest.parent / f".build-{dest.name}"
     tree = work / f"{source}-{version}"
     (tree / "debian" / "source").mkdir(parents=True)
@@ -78,21 +84,23 @@ def build_upload(dest: Path, source: str, version: str, distribution: str = "lin
         check=True,
         capture_output=True,
     )
-    build_deb(work, source, version, {f"/usr/share/{source}/README": "x\n"}, arch="all")
-    subprocess.run(["dpkg-distaddfile", f"{source}_{version}_all.deb", "misc", "optional"], cwd=tree, check=True)
-    subprocess.run(
-        ["dpkg-genchanges", "-b", f"-O../{source}_{version}_all.changes"],
-        cwd=tree,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    if binary:
+        build_deb(work, source, version, {f"/usr/share/{source}/README": "x\n"}, arch="all")
+        subprocess.run(["dpkg-distaddfile", f"{source}_{version}_all.deb", "misc", "optional"], cwd=tree, check=True)
+        subprocess.run(
+            ["dpkg-genchanges", "-b", f"-O../{source}_{version}_all.changes"],
+            cwd=tree,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
     dest.mkdir(parents=True, exist_ok=True)
     names = []
     for f in work.iterdir():
         if f.is_file():
             f.rename(dest / f.name)
             names.append(f.name)
+    shutil.rmtree(work)
     return sorted(names)
 
 
@@ -155,3 +163,98 @@ def upload_settings(
     }
     values.update(extra)
     return AutoUploadSettings(**values)  # type: ignore[arg-type]
+
+
+class UploadServer(ThreadingHTTPServer):
+    """An HTTP upload target (dput's ``method = http``) that counts what arrives.
+
+    A .changes file is the last file dput sends, so one arrival of it is one
+    upload. ``hold()`` parks arriving .changes files unanswered, which lets a
+    test kill the service at a moment it chooses; ``release(refuse=True)``
+    then answers the parked ones 503 without storing them, as a target does
+    when the uploader went away before the upload was complete.
+    """
+
+    daemon_threads = True
+
+    def __init__(self, incoming: Path) -> None:
+        super().__init__(("127.0.0.1", 0), _UploadHandler)
+        self.incoming = incoming
+        self.arrivals: Counter[str] = Counter()
+        self.cond = threading.Condition()
+        self.holding = False
+        self.parked = 0
+        self.epoch = 0
+        self.refused_epochs: set[int] = set()
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    def hold(self) -> None:
+        with self.cond:
+            self.holding = True
+
+    def release(self, *, refuse: bool) -> None:
+        with self.cond:
+            if refuse:
+                self.refused_epochs.add(self.epoch)
+            self.epoch += 1
+            self.holding = False
+            self.cond.notify_all()
+
+    def uploads(self) -> Counter[str]:
+        with self.cond:
+            return Counter({k: v for k, v in self.arrivals.items() if k.endswith(".changes")})
+
+    def wait_if_held(self) -> bool:
+        """True when the upload is to be refused."""
+        with self.cond:
+            if not self.holding:
+                return False
+            epoch = self.epoch
+            self.parked += 1
+            self.cond.wait_for(lambda: self.epoch != epoch)
+            self.parked -= 1
+            return epoch in self.refused_epochs
+
+
+class _UploadHandler(BaseHTTPRequestHandler):
+    server: UploadServer
+
+    def do_PUT(self) -> None:
+        name = self.path.rsplit("/", 1)[-1]
+        length = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(length)
+        if len(body) < length or not name or name.startswith("."):
+            self.send_error(400)
+            return
+        if name.endswith(".changes") and self.server.wait_if_held():
+            self.send_error(503)
+            return
+        part = self.server.incoming / f".{name}.part"
+        part.write_bytes(body)
+        part.rename(self.server.incoming / name)
+        with self.server.cond:
+            self.server.arrivals[name] += 1
+        self.send_response(201)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def upload_server(target: Target) -> Iterator[UploadServer]:
+    """``target``'s dput config now names host ``web``: this server, on loopback."""
+    server = UploadServer(target.incoming)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    target.config.write_text(
+        f"[web]\nmethod = http\nfqdn = 127.0.0.1:{server.port}\nincoming = /upload\nallow_unsigned_uploads = 0\n"
+    )
+    yield server
+    server.release(refuse=True)
+    server.shutdown()
+    server.server_close()

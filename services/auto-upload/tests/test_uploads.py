@@ -15,7 +15,7 @@ from janitor_auto_upload.app import create_app
 from janitor_common.pubsub import publish_result
 from janitor_common.testing import asgi_client
 
-from .conftest import Keyring, Target, add_build, build_upload, upload_settings
+from .conftest import Keyring, Target, UploadServer, add_build, build_upload, upload_settings
 
 
 def result(run_id: str, *, code: str = "success", target: object = None, distribution: str = "lintian-fixes") -> dict:  # type: ignore[type-arg]
@@ -239,3 +239,17 @@ async def test_worker_survives_an_unexpected_error(
         assert (await client.get("/uploads", params={"state": "uploading"})).json()
         target.state.unlink()  # fixed: the same worker takes the row up again once its lease lapses
         await wait_for(lambda: "survivor_1.0_source.changes" in target.arrived(), timeout=30)
+
+
+async def test_upload_over_http_to_a_loopback_server(
+    database_url: str, redis_url: str, target: Target, keyring: Keyring, upload_server: UploadServer
+) -> None:
+    build_upload(target.artifacts / "run-h", "web", "1.0")
+    add_build(database_url, "run-h", "web", "1.0")
+    settings = upload_settings(database_url, redis_url, target, keyring, dput_host="web")
+    async with asgi_client(create_app(settings)):
+        await wait_for(lambda: len(upload_server.uploads()) == 2)
+    assert upload_server.uploads() == {"web_1.0_source.changes": 1, "web_1.0_all.changes": 1}
+    assert {"web_1.0.dsc", "web_1.0.tar.xz", "web_1.0_all.deb"} <= set(target.arrived())
+    for name in ("web_1.0_source.changes", "web_1.0_all.changes"):
+        assert verify(target.incoming / name), name

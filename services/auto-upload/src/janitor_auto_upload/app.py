@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 # SIGTERM: the upload in hand gets this long to finish before it is abandoned
 # (its row keeps its lease and is taken up again after a restart).
-STOP_GRACE = 15.0
+STOP_GRACE = 12.0
 
 
 def required_upload_settings(settings: AutoUploadSettings) -> str:

@@ -128,6 +128,17 @@ async def retry_later(engine: AsyncEngine, claim: Claim, worker: str, error: str
     )
 
 
+async def release(engine: AsyncEngine, claim: Claim, worker: str) -> bool:
+    """An upload abandoned at shutdown: claimable again at once, this attempt not counted."""
+    return await _finish(
+        engine,
+        claim,
+        worker,
+        "UPDATE auto_upload SET state = 'pending', attempts = GREATEST(attempts - 1, 0), updated_at = now(), "
+        "lease_until = NULL",
+    )
+
+
 async def force(engine: AsyncEngine, run_id: str, changes_filename: str | None = None) -> int:
     """Operator's choice: upload again, whatever the ledger says (including uploaded rows)."""
     async with engine.begin() as conn:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -93,6 +94,12 @@ async def work(uploader: Uploader, wake: asyncio.Event, stop: asyncio.Event) -> 
         try:
             await uploader.process(claim)
         except asyncio.CancelledError:
+            # Shutdown abandoned this upload (its tools are killed): give the row
+            # back so a restart or another replica takes it up without waiting
+            # for the lease. If that fails the lease still frees it later.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(ledger.release(uploader.engine, claim, uploader.worker))
+            logger.warning("abandoned %s/%s; it is queued again", claim.run_id, claim.changes_filename)
             raise
         except Exception:
             # The row keeps its lease and is taken up again when it runs out;

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,8 @@ TRANSIENT = (
     "Connection reset",
     "No route to host",
 )
+# dput's HTTP method on a 5xx answer: the server is there but cannot take it now.
+TRANSIENT_HTTP = re.compile(r"Upload failed: 5\d\d ")
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,11 @@ class ToolRun:
 
     @property
     def transient(self) -> bool:
-        return self.returncode == -1 or any(marker in self.output for marker in TRANSIENT)
+        return (
+            self.returncode == -1
+            or any(marker in self.output for marker in TRANSIENT)
+            or TRANSIENT_HTTP.search(self.output) is not None
+        )
 
     def describe(self) -> str:
         tool = os.path.basename(self.argv[0])

@@ -84,7 +84,7 @@ class Uploader:
         if not put.ok or not tools.upload_log(changes, host).exists():
             self.metrics.upload_failed.inc()
             if put.transient and claim.attempts < self.settings.max_attempts:
-                delay = min(300.0, 2.0**claim.attempts)
+                delay = min(300.0, self.settings.retry_base_seconds * 2.0 ** (claim.attempts - 1))
                 logger.warning("%s/%s: %s; retrying in %gs", claim.run_id, changes.name, put.describe(), delay)
                 await ledger.retry_later(self.engine, claim, self.worker, put.describe(), delay)
                 self.metrics.uploads.labels("retry").inc()

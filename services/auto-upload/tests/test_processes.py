@@ -1,0 +1,223 @@
+"""The service as real processes: SIGKILL mid-run, SIGTERM, two replicas; every upload exactly once.
+
+Uploads go over HTTP to :class:`UploadServer`, which counts each .changes
+that arrives; that count (not the ledger) is the proof.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from janitor_common.devstack import free_port
+from janitor_common.testing import ServiceProcess, console_script, service_env
+
+from .conftest import Keyring, Target, UploadServer, add_build, build_upload
+
+BUILDS = 50
+
+
+def start_service(
+    name: str, database_url: str, redis_url: str, target: Target, keyring: Keyring, tmp_path: Path
+) -> ServiceProcess:
+    port = free_port()
+    argv = [
+        console_script("janitor-auto-upload"),
+        "serve",
+        "--port",
+        str(port),
+        "--dput-host",
+        "web",
+        "--dput-config",
+        str(target.config),
+        "--debsign-keyid",
+        keyring.fingerprint,
+        "--state-dir",
+        str(target.state),
+        "--source-only",
+        "--log-level",
+        "INFO",
+    ]
+    env = service_env(
+        JANITOR_DATABASE_URL=database_url,
+        JANITOR_REDIS_URL=redis_url,
+        JANITOR_ARTIFACT_LOCATION=str(target.artifacts),
+        JANITOR_UPLOAD_CONCURRENCY="3",
+        JANITOR_LEASE_SECONDS="4",
+        JANITOR_CATCHUP_INTERVAL="1",
+        JANITOR_RETRY_BASE_SECONDS="0.2",
+        GNUPGHOME=str(keyring.home),
+    )
+    proc = ServiceProcess(argv, env, f"http://127.0.0.1:{port}/health", tmp_path / f"{name}.log")
+    proc.start()
+    return proc
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (the tools run in sessions of their own, so a group kill misses them)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def kill_all(proc: ServiceProcess) -> int:
+    """SIGKILL the service and everything it started, as when its container is killed."""
+    assert proc.proc is not None
+    os.kill(proc.proc.pid, signal.SIGSTOP)  # no new children while we look
+    victims = descendants(proc.proc.pid)
+    for pid in [proc.proc.pid, *victims]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.proc.wait()
+    return len(victims)
+
+
+def prepare_builds(database_url: str, target: Target, prefix: str) -> set[str]:
+    expected = set()
+    for i in range(BUILDS):
+        build_upload(target.artifacts / f"{prefix}-{i}", f"{prefix}{i}", "1.0", binary=False)
+        add_build(database_url, f"{prefix}-{i}", f"{prefix}{i}", "1.0")
+        expected.add(f"{prefix}{i}_1.0_source.changes")
+    return expected
+
+
+def ledger_states(database_url: str) -> dict[str, str]:
+    with psycopg.connect(database_url) as conn:
+        return dict(conn.execute("SELECT run_id, state FROM auto_upload").fetchall())  # type: ignore[arg-type]
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        time.sleep(0.02)
+
+
+def hold_one_finished_upload(database_url: str, target: Target) -> tuple[psycopg.Connection, str]:
+    """Lock a row being uploaded, so its dput finishes but the ledger cannot hear of it."""
+    conn = psycopg.connect(database_url)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with conn.cursor() as cur:
+            cur.execute("SELECT run_id FROM auto_upload WHERE state = 'uploading'")
+            for (run_id,) in cur.fetchall():
+                try:
+                    row = cur.execute(
+                        "SELECT state FROM auto_upload WHERE run_id = %s FOR UPDATE NOWAIT", (run_id,)
+                    ).fetchone()
+                except psycopg.errors.LockNotAvailable:
+                    conn.rollback()
+                    continue
+                if row == ("uploading",):
+                    return conn, run_id
+                conn.rollback()
+        conn.rollback()
+        time.sleep(0.01)
+    raise AssertionError("no upload in progress to hold")
+
+
+@pytest.mark.timeout(300)
+def test_sigkill_mid_run_then_restart_uploads_each_exactly_once(
+    database_url: str, redis_url: str, target: Target, keyring: Keyring, upload_server: UploadServer, tmp_path: Path
+) -> None:
+    expected = prepare_builds(database_url, target, "k")
+    first = start_service("first", database_url, redis_url, target, keyring, tmp_path)
+    try:
+        lock, held_run = hold_one_finished_upload(database_url, target)
+        held_log = target.state / held_run / f"{held_run.replace('-', '')}_1.0_source.web.upload"
+        # dput finished (its log is written); the worker now waits on our lock to record it.
+        wait_until(held_log.exists, 60, f"dput log for {held_run}")
+        # Park arriving .changes so no dput is between "target has it" and "log written" at the kill.
+        upload_server.hold()
+        time.sleep(0.5)
+        killed = kill_all(first)
+    finally:
+        first.kill()
+    upload_server.release(refuse=True)
+    lock.rollback()
+    lock.close()
+
+    states = ledger_states(database_url)
+    done_before = len(upload_server.uploads())
+    assert 0 < done_before < BUILDS, "the kill came in the middle of the run"
+    assert states[held_run] == "uploading", "the held row's claim belonged to the killed process"
+    assert killed >= 1, "tools were running when the kill came"
+    assert upload_server.uploads()[held_run.replace("-", "") + "_1.0_source.changes"] == 1
+
+    second = start_service("second", database_url, redis_url, target, keyring, tmp_path)
+    try:
+        wait_until(lambda: set(upload_server.uploads()) == expected, 120, "all 50 uploaded after the restart")
+        wait_until(lambda: set(ledger_states(database_url).values()) == {"uploaded"}, 30, "ledger all uploaded")
+    finally:
+        second.stop()
+    assert upload_server.uploads() == dict.fromkeys(expected, 1)
+    with psycopg.connect(database_url) as conn:
+        (log,) = conn.execute("SELECT last_error FROM auto_upload WHERE run_id = %s", (held_run,)).fetchone()  # type: ignore[misc]
+    assert log == "dput log found after a restart"
+
+
+@pytest.mark.timeout(300)
+def test_two_replicas_upload_each_exactly_once(
+    database_url: str, redis_url: str, target: Target, keyring: Keyring, upload_server: UploadServer, tmp_path: Path
+) -> None:
+    replicas = [start_service(f"replica-{i}", database_url, redis_url, target, keyring, tmp_path) for i in range(2)]
+    try:
+        expected = prepare_builds(database_url, target, "r")
+        wait_until(lambda: set(upload_server.uploads()) == expected, 120, "all 50 uploaded")
+        wait_until(lambda: set(ledger_states(database_url).values()) == {"uploaded"}, 30, "ledger all uploaded")
+        time.sleep(2)  # another catch-up round: still nothing uploaded twice
+    finally:
+        for replica in replicas:
+            replica.stop()
+    assert upload_server.uploads() == dict.fromkeys(expected, 1)
+    with psycopg.connect(database_url) as conn:
+        pids = {w.split(":")[1] for (w,) in conn.execute("SELECT claimed_by FROM auto_upload")}
+    assert pids == {str(r.proc.pid) for r in replicas if r.proc}, "both replicas uploaded"
+
+
+@pytest.mark.timeout(120)
+def test_sigterm_abandons_the_upload_in_hand_within_20s(
+    database_url: str, redis_url: str, target: Target, keyring: Keyring, upload_server: UploadServer, tmp_path: Path
+) -> None:
+    build_upload(target.artifacts / "t-0", "term", "1.0", binary=False)
+    add_build(database_url, "t-0", "term", "1.0")
+    upload_server.hold()  # the upload hangs at the target
+    proc = start_service("term", database_url, redis_url, target, keyring, tmp_path)
+    try:
+        wait_until(lambda: upload_server.parked == 1, 60, "upload in hand")
+        started = time.monotonic()
+        assert proc.stop(signal.SIGTERM, timeout=25) == 0
+        assert time.monotonic() - started < 20
+    finally:
+        proc.kill()
+    upload_server.release(refuse=True)
+    assert "abandoned t-0/term_1.0_source.changes; it is queued again" in proc.log()
+    assert ledger_states(database_url) == {"t-0": "pending"}
+    assert upload_server.uploads() == {}
+    again = start_service("term-again", database_url, redis_url, target, keyring, tmp_path)
+    try:
+        wait_until(lambda: upload_server.uploads() == {"term_1.0_source.changes": 1}, 60, "uploaded after restart")
+    finally:
+        again.stop()
