@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import threading
 from collections import Counter
@@ -16,7 +15,6 @@ import psycopg
 import pytest
 
 from janitor_auto_upload.settings import AutoUploadSettings
-from janitor_common.debbuild import build_deb
 
 
 @dataclass
@@ -56,52 +54,6 @@ def keyring(tmp_path_factory: pytest.TempPathFactory) -> Keyring:
 @pytest.fixture(autouse=True)
 def gnupg_home(keyring: Keyring, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GNUPGHOME", str(keyring.home))
-
-
-def build_upload(
-    dest: Path, source: str, version: str, distribution: str = "lintian-fixes", *, binary: bool = True
-) -> list[str]:
-    """A source package and (unless ``binary`` is false) a binary package with their .changes."""
-    work = dest.parent / f".build-{dest.name}"
-    tree = work / f"{source}-{version}"
-    (tree / "debian" / "source").mkdir(parents=True)
-    (tree / "debian" / "source" / "format").write_text("3.0 (native)\n")
-    (tree / "debian" / "control").write_text(
-        f"Source: {source}\nSection: misc\nPriority: optional\nMaintainer: Janitor Tests <tests@example.com>\n"
-        f"Standards-Version: 4.6.2\n\nPackage: {source}\nArchitecture: all\nDescription: test\n test package\n"
-    )
-    (tree / "debian" / "changelog").write_text(
-        f"{source} ({version}) {distribution}; urgency=medium\n\n  * Test build.\n\n"
-        " -- Janitor Tests <tests@example.com>  Sun, 22 Nov 2026 00:00:00 +0000\n"
-    )
-    (tree / "README").write_text(f"{source} {version}\n")
-    env = {**os.environ, "SOURCE_DATE_EPOCH": "1700000000"}
-    subprocess.run(["dpkg-source", "-b", tree.name], cwd=work, env=env, check=True, capture_output=True)
-    subprocess.run(
-        ["dpkg-genchanges", "-S", f"-O../{source}_{version}_source.changes"],
-        cwd=tree,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    if binary:
-        build_deb(work, source, version, {f"/usr/share/{source}/README": "x\n"}, arch="all")
-        subprocess.run(["dpkg-distaddfile", f"{source}_{version}_all.deb", "misc", "optional"], cwd=tree, check=True)
-        subprocess.run(
-            ["dpkg-genchanges", "-b", f"-O../{source}_{version}_all.changes"],
-            cwd=tree,
-            env=env,
-            check=True,
-            capture_output=True,
-        )
-    dest.mkdir(parents=True, exist_ok=True)
-    names = []
-    for f in work.iterdir():
-        if f.is_file():
-            f.rename(dest / f.name)
-            names.append(f.name)
-    shutil.rmtree(work)
-    return sorted(names)
 
 
 def add_build(

@@ -15,10 +15,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from janitor_common.debbuild import build_upload
 from janitor_common.devstack import free_port
 from janitor_common.testing import ServiceProcess, console_script, service_env
 
-from .conftest import Keyring, Target, UploadServer, add_build, build_upload
+from .conftest import Keyring, Target, UploadServer, add_build
 
 BUILDS = 50
 

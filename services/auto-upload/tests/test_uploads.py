@@ -12,10 +12,11 @@ import psycopg
 import redis.asyncio as aioredis
 
 from janitor_auto_upload.app import create_app
+from janitor_common.debbuild import build_upload
 from janitor_common.pubsub import publish_result
 from janitor_common.testing import asgi_client
 
-from .conftest import Keyring, Target, UploadServer, add_build, build_upload, upload_settings
+from .conftest import Keyring, Target, UploadServer, add_build, upload_settings
 
 
 def result(run_id: str, *, code: str = "success", target: object = None, distribution: str = "lintian-fixes") -> dict:  # type: ignore[type-arg]

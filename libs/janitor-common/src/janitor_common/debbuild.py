@@ -1,14 +1,15 @@
 """Build small real Debian packages for tests and benchmarks (``dpkg-deb``).
 
 The services are tested against real ``.deb`` files, so tests make them: a
-binary package from a dict of files, in a second or less. The changes and
-source packages auto-upload needs come from ``dpkg-source`` and
-``dpkg-genchanges`` in its own tests.
+binary package from a dict of files, in a second or less; and what a build
+leaves for upload (source package, binary package, ``.changes``) from
+``dpkg-source`` and ``dpkg-genchanges``.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -63,3 +64,45 @@ def build_deb(
             env=env,
         )
     return out
+
+
+def build_upload(
+    dest: Path, source: str, version: str, distribution: str = "lintian-fixes", *, binary: bool = True
+) -> list[str]:
+    """A native source package and (unless ``binary`` is false) an ``all`` binary package, with
+    ``<source>_<version>_source.changes`` and ``<source>_<version>_all.changes``, unsigned, in ``dest``.
+
+    Returns the file names written.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".build-{dest.name}-") as scratch:
+        work = Path(scratch)
+        tree = work / f"{source}-{version}"
+        (tree / "debian" / "source").mkdir(parents=True)
+        (tree / "debian" / "source" / "format").write_text("3.0 (native)\n")
+        (tree / "debian" / "control").write_text(
+            f"Source: {source}\nSection: misc\nPriority: optional\nMaintainer: Janitor Tests <tests@example.com>\n"
+            f"Standards-Version: 4.6.2\n\nPackage: {source}\nArchitecture: all\nDescription: test\n test package\n"
+        )
+        (tree / "debian" / "changelog").write_text(
+            f"{source} ({version}) {distribution}; urgency=medium\n\n  * Test build.\n\n"
+            " -- Janitor Tests <tests@example.com>  Sun, 22 Nov 2026 00:00:00 +0000\n"
+        )
+        (tree / "README").write_text(f"{source} {version}\n")
+        env = {**os.environ, "SOURCE_DATE_EPOCH": "1700000000"}
+
+        def run(*argv: str, cwd: Path = tree) -> None:
+            subprocess.run(argv, cwd=cwd, env=env, check=True, capture_output=True)
+
+        run("dpkg-source", "-b", tree.name, cwd=work)
+        run("dpkg-genchanges", "-S", f"-O../{source}_{version}_source.changes")
+        if binary:
+            build_deb(work, source, version, {f"/usr/share/{source}/README": "x\n"}, arch="all")
+            run("dpkg-distaddfile", f"{source}_{version}_all.deb", "misc", "optional")
+            run("dpkg-genchanges", "-b", f"-O../{source}_{version}_all.changes")
+        names = []
+        for f in work.iterdir():
+            if f.is_file():
+                shutil.move(f, dest / f.name)
+                names.append(f.name)
+    return sorted(names)
