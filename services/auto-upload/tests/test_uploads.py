@@ -254,3 +254,31 @@ async def test_upload_over_http_to_a_loopback_server(
     assert {"web_1.0.dsc", "web_1.0.tar.xz", "web_1.0_all.deb"} <= set(target.arrived())
     for name in ("web_1.0_source.changes", "web_1.0_all.changes"):
         assert verify(target.incoming / name), name
+
+
+async def test_pending_gauge_follows_the_ledger(
+    database_url: str, redis_url: str, target: Target, keyring: Keyring, upload_server: UploadServer
+) -> None:
+    for i in range(3):
+        build_upload(target.artifacts / f"g-{i}", f"gauge{i}", "1.0", binary=False)
+        add_build(database_url, f"g-{i}", f"gauge{i}", "1.0")
+    upload_server.hold()  # the first upload hangs at the target; the other two wait their turn
+    settings = upload_settings(database_url, redis_url, target, keyring, dput_host="web", source_only=True)
+    async with asgi_client(create_app(settings)) as client:
+
+        async def gauge() -> str:
+            metrics = (await client.get("/metrics")).text
+            return next(line for line in metrics.splitlines() if line.startswith("uploads_pending "))
+
+        for _ in range(100):
+            if await gauge() == "uploads_pending 3.0":
+                break
+            await asyncio.sleep(0.1)
+        assert await gauge() == "uploads_pending 3.0"
+        upload_server.release(refuse=False)
+        await wait_for(lambda: len(upload_server.uploads()) == 3)
+        for _ in range(100):
+            if await gauge() == "uploads_pending 0.0":
+                break
+            await asyncio.sleep(0.1)
+        assert await gauge() == "uploads_pending 0.0"

@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 # SIGTERM: the upload in hand gets this long to finish before it is abandoned
 # (its row keeps its lease and is taken up again after a restart).
 STOP_GRACE = 12.0
+# How often the uploads_pending gauge is refreshed from the ledger.
+PENDING_GAUGE_INTERVAL = 1.0
 
 
 def required_upload_settings(settings: AutoUploadSettings) -> str:
@@ -67,6 +69,15 @@ def create_app(settings: AutoUploadSettings, *, run_workers: bool = True) -> Fas
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), settings.catchup_interval)
 
+        async def gauge_loop() -> None:
+            while not stop.is_set():
+                try:
+                    metrics.pending.set(await ledger.waiting(engine))
+                except Exception as e:  # the database is away; /ready says so
+                    logger.debug("could not count pending uploads: %s", e)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), PENDING_GAUGE_INTERVAL)
+
         uploaders = [
             Uploader(settings, engine, artifacts, metrics, worker_name()) for _ in range(settings.upload_concurrency)
         ]
@@ -75,6 +86,7 @@ def create_app(settings: AutoUploadSettings, *, run_workers: bool = True) -> Fas
         if run_workers:
             tasks = [asyncio.create_task(subscriber.run(stop), name="subscriber")]
             tasks.append(asyncio.create_task(catch_up_loop(), name="catch-up"))
+            tasks.append(asyncio.create_task(gauge_loop(), name="pending-gauge"))
             tasks += [asyncio.create_task(work(u, wake, stop), name=f"upload-{i}") for i, u in enumerate(uploaders)]
         try:
             yield {"subscriber": subscriber, "wake": wake}

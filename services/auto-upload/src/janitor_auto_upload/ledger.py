@@ -153,6 +153,13 @@ async def force(engine: AsyncEngine, run_id: str, changes_filename: str | None =
         return int(result.rowcount or 0)
 
 
+async def waiting(engine: AsyncEngine) -> int:
+    """Rows not yet uploaded that will be tried (pending, or being uploaded now)."""
+    async with engine.connect() as conn:
+        result = await conn.execute(text("SELECT count(*) FROM auto_upload WHERE state IN ('pending', 'uploading')"))
+        return int(result.scalar_one())
+
+
 async def entries(engine: AsyncEngine, state: str | None = None, limit: int = 1000) -> list[Entry]:
     if state is not None and state not in STATES:
         raise ValueError(f"unknown state {state!r}; one of {', '.join(STATES)}")
