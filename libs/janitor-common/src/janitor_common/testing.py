@@ -32,7 +32,7 @@ TEMPLATE_DB = "janitor_template"
 _counter = itertools.count()
 
 
-def _world_traversable_tmpdir(prefix: str) -> Path:
+def world_traversable_tmpdir(prefix: str) -> Path:
     # PostgreSQL runs as 'postgres' when we are root: it must reach its data dir.
     path = Path(tempfile.mkdtemp(prefix=prefix))
     path.chmod(0o755)
@@ -41,7 +41,7 @@ def _world_traversable_tmpdir(prefix: str) -> Path:
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[Postgres]:
-    base = _world_traversable_tmpdir("janitor-test-pg-")
+    base = world_traversable_tmpdir("janitor-test-pg-")
     server = Postgres(base / "data", free_port(), fast=True)
     server.init()
     server.start()

@@ -83,7 +83,14 @@ async def catch_up(settings: AutoUploadSettings, engine: AsyncEngine, artifacts:
 async def work(uploader: Uploader, wake: asyncio.Event, stop: asyncio.Event) -> None:
     """Claim and upload until ``stop``; sleep until woken when there is nothing to do."""
     while not stop.is_set():
-        claim = await ledger.claim(uploader.engine, uploader.worker, uploader.settings.lease_seconds)
+        try:
+            claim = await ledger.claim(uploader.engine, uploader.worker, uploader.settings.lease_seconds)
+        except Exception as e:
+            # The database is away (restart, network): /ready says so; keep trying.
+            logger.warning("cannot claim work: %s; retrying", str(e).splitlines()[0] if str(e) else type(e).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 2.0)
+            continue
         if claim is None:
             wake.clear()
             try:

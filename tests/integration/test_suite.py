@@ -1,0 +1,293 @@
+"""The whole suite: PostgreSQL, Redis and the three services as separate processes.
+
+Everything is started the way an operator would: migrations and the worker
+account through ``janitor-db``, the services through their console scripts
+reading one ``janitor.conf``. The test then plays the runner: it records
+runs and builds in the database, puts real packages and ``.changes`` in the
+artifact store, and publishes ``result`` messages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+import redis
+
+from janitor_common.debbuild import build_upload
+from janitor_common.devrun import ensure_signing_key
+from janitor_common.devstack import Postgres, RedisServer, free_port
+from janitor_common.testing import ServiceProcess, console_script, service_env, world_traversable_tmpdir
+
+WORKER, PASSWORD = "runner-1", "s3cret pass"
+CONF = """\
+database_location: "{database_url}"
+redis_location: "{redis_url}"
+artifact_location: "{artifacts}"
+campaign {{
+  name: "lintian-fixes"
+  debian_build {{ build_distribution: "lintian-fixes" }}
+}}
+campaign {{
+  name: "unchanged"
+  debian_build {{ build_distribution: "unchanged" }}
+}}
+"""
+
+
+@dataclass
+class Suite:
+    base: Path
+    pg: Postgres
+    redis: RedisServer
+    database_url: str
+    artifacts: Path
+    cache: Path
+    incoming: Path
+    urls: dict[str, str]  # service name -> base URL (admin side)
+    public_url: str
+    processes: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    def ready(self) -> dict[str, int]:
+        out = {}
+        for name, url in self.urls.items():
+            try:
+                out[name] = httpx.get(f"{url}/ready", timeout=5).status_code
+            except httpx.TransportError:
+                out[name] = -1
+        return out
+
+    def publish(self, message: dict[str, object]) -> int:
+        client = redis.Redis.from_url(self.redis.url)
+        try:
+            return int(client.publish("result", json.dumps(message)))
+        finally:
+            client.close()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {name}\n{p.log()[-3000:]}" for name, p in self.processes.items())
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str, suite: Suite | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what}" + (f"\n{suite.logs()}" if suite else ""))
+        time.sleep(0.1)
+
+
+def run_cli(argv: list[str], env: dict[str, str], stdin: str | None = None) -> None:
+    done = subprocess.run(argv, env=env, input=stdin, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"{argv[0]}: {done.stderr}"
+
+
+@pytest.fixture(scope="module")
+def suite() -> Iterator[Suite]:
+    base = world_traversable_tmpdir("janitor-suite-")  # PostgreSQL runs as postgres when we are root
+    pg = Postgres(base / "pg", free_port(), fast=True)
+    redis_server = RedisServer(base / "redis", free_port())
+    pg.init()
+    pg.start()
+    redis_server.start()
+    processes: dict[str, ServiceProcess] = {}
+    try:
+        database_url = pg.create_database("janitor")
+        artifacts, cache, incoming, gnupg = base / "artifacts", base / "cache", base / "incoming", base / "gnupg"
+        for d in (artifacts, cache, incoming, base / "bzr"):
+            d.mkdir()
+        conf = base / "janitor.conf"
+        conf.write_text(CONF.format(database_url=database_url, redis_url=redis_server.url, artifacts=artifacts))
+        dput_cf = base / "dput.cf"
+        dput_cf.write_text(f"[archive]\nmethod = local\nincoming = {incoming}\nallow_unsigned_uploads = 0\n")
+        keyid = ensure_signing_key(gnupg)
+
+        env = service_env(JANITOR_CONFIG=str(conf), GNUPGHOME=str(gnupg), JANITOR_CATCHUP_INTERVAL="2")
+        run_cli([console_script("janitor-db"), "upgrade"], env)
+        run_cli([console_script("janitor-db"), "add-worker", WORKER], env, stdin=PASSWORD + "\n")
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("INSERT INTO codebase (name) VALUES ('foo')")
+
+        ports = {name: free_port() for name in ("bzr-store", "differ", "auto-upload")}
+        public = free_port()
+        argvs = {
+            "bzr-store": [
+                console_script("janitor-bzr-store"),
+                "--vcs-path",
+                str(base / "bzr"),
+                "--public-port",
+                str(public),
+            ],
+            "differ": [console_script("janitor-differ"), "--cache-path", str(cache)],
+            "auto-upload": [
+                console_script("janitor-auto-upload"),
+                "serve",
+                "--dput-host",
+                "archive",
+                "--dput-config",
+                str(dput_cf),
+                "--debsign-keyid",
+                keyid,
+                "--distribution",
+                "lintian-fixes",
+                "--state-dir",
+                str(base / "upload-state"),
+            ],
+        }
+        urls = {}
+        for name, argv in argvs.items():
+            url = f"http://127.0.0.1:{ports[name]}"
+            proc = ServiceProcess(
+                [*argv, "--port", str(ports[name]), "--config", str(conf)], env, f"{url}/health", base / f"{name}.log"
+            )
+            processes[name] = proc
+            proc.start()
+            urls[name] = url
+        yield Suite(
+            base,
+            pg,
+            redis_server,
+            database_url,
+            artifacts,
+            cache,
+            incoming,
+            urls,
+            f"http://127.0.0.1:{public}",
+            processes,
+        )
+    finally:
+        for proc in processes.values():
+            proc.stop()
+        redis_server.stop()
+        pg.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def add_run(
+    suite: Suite, run_id: str, campaign: str, version: str, revision: str, *, change_set: str | None = None
+) -> None:
+    """What the runner records for a successful Debian build, and the artifacts it stores."""
+    build_upload(suite.artifacts / run_id, "foo", version, distribution=campaign)
+    with psycopg.connect(suite.database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO change_set (id, campaign) VALUES (%s, %s)", (change_set or run_id, campaign))
+        conn.execute(
+            "INSERT INTO run (id, codebase, suite, result_code, revision, main_branch_revision, change_set,"
+            " finish_time) VALUES (%s, 'foo', %s, 'success', %s, 'rev-base', %s, now())",
+            (run_id, campaign, revision, change_set or run_id),
+        )
+        conn.execute(
+            "INSERT INTO debian_build (run_id, version, distribution, source, binary_packages)"
+            " VALUES (%s, %s, %s, 'foo', %s)",
+            (run_id, version, campaign, ["foo"]),
+        )
+
+
+def result(run_id: str, campaign: str, revision: str) -> dict[str, object]:
+    return {
+        "log_id": run_id,
+        "code": "success",
+        "codebase": "foo",
+        "campaign": campaign,
+        "revision": revision,
+        "main_branch_revision": "rev-base",
+        "change_set": run_id,
+        "target": {"name": "debian", "details": {"build_distribution": campaign}},
+    }
+
+
+def uploaded(suite: Suite, version: str) -> bool:
+    return {f"foo_{version}_source.changes", f"foo_{version}_all.changes"} <= {p.name for p in suite.incoming.iterdir()}
+
+
+def test_everything_is_ready(suite: Suite) -> None:
+    assert suite.ready() == {"bzr-store": 200, "differ": 200, "auto-upload": 200}
+
+
+def test_worker_push_and_anonymous_branch(suite: Suite, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BRZ_", "BZR_"))}
+    env.update(BRZ_HOME=str(tmp_path), BRZ_EMAIL="Runner <runner@example.com>", BRZ_PLUGIN_PATH="-site:-user")
+
+    def brz(*args: str, cwd: Path = tmp_path) -> str:
+        done = subprocess.run(
+            [console_script("brz"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, f"brz {args}: {done.stderr}"
+        return done.stdout
+
+    brz("init", "-q", "work")
+    (tmp_path / "work" / "README").write_text("hello\n")
+    brz("add", "-q", "README", cwd=tmp_path / "work")
+    brz("commit", "-q", "-m", "first", cwd=tmp_path / "work")
+    host = suite.public_url.removeprefix("http://")
+    brz(
+        "push",
+        "-q",
+        f"bzr+http://{WORKER}:{PASSWORD.replace(' ', '%20')}@{host}/bzr/foo/lintian-fixes/main",
+        cwd=tmp_path / "work",
+    )
+    brz("branch", "-q", f"bzr+http://{host}/bzr/foo/lintian-fixes/main", "copy")
+    assert (tmp_path / "copy" / "README").read_text() == "hello\n"
+    assert brz("log", "--line", "copy") == brz("log", "--line", "work")
+    listing = httpx.get(f"{suite.urls['bzr-store']}/", headers={"Accept": "application/json"})
+    assert listing.json() == ["foo"]
+
+
+def test_result_is_precached_and_uploaded(suite: Suite) -> None:
+    add_run(suite, "control-1", "unchanged", "1.0", "rev-base")
+    add_run(suite, "changed-1", "lintian-fixes", "1.0+jan1", "rev-1")
+    assert suite.publish(result("changed-1", "lintian-fixes", "rev-1")) == 2  # differ and auto-upload
+
+    def precached() -> bool:
+        return all((suite.cache / f"{tool}_control-1_changed-1" / "raw").exists() for tool in ("debdiff", "diffoscope"))
+
+    wait_until(precached, 120, "differ precached the pair", suite)
+    wait_until(lambda: uploaded(suite, "1.0+jan1"), 60, "auto-upload uploaded the build", suite)
+    verify = subprocess.run(
+        ["gpg", "--verify", str(suite.incoming / "foo_1.0+jan1_source.changes")],
+        env={**os.environ, "GNUPGHOME": str(suite.base / "gnupg")},
+        capture_output=True,
+    )
+    assert verify.returncode == 0
+    # The control run's build is not for this distribution: not uploaded.
+    assert not uploaded(suite, "1.0")
+    diff = httpx.get(f"{suite.urls['differ']}/debdiff/control-1/changed-1", headers={"Accept": "text/plain"})
+    assert diff.status_code == 200 and "1.0+jan1" in diff.text
+
+
+def test_redis_and_postgres_restarts(suite: Suite) -> None:
+    all_ok = {"bzr-store": 200, "differ": 200, "auto-upload": 200}
+    all_down = {"bzr-store": 503, "differ": 503, "auto-upload": 503}
+
+    suite.redis.stop()
+    wait_until(lambda: suite.ready() == all_down, 30, "/ready 503 without Redis", suite)
+    suite.redis.start()
+    wait_until(lambda: suite.ready() == all_ok, 30, "/ready 200 with Redis back", suite)
+    # The listeners are back: a message now is acted on.
+    add_run(suite, "changed-2", "lintian-fixes", "1.0+jan2", "rev-2")
+    wait_until(lambda: suite.publish(result("changed-2", "lintian-fixes", "rev-2")) == 2, 30, "resubscribed", suite)
+    wait_until(lambda: uploaded(suite, "1.0+jan2"), 60, "upload after Redis came back", suite)
+
+    # A build recorded just before the database goes away; its message comes while it is away.
+    add_run(suite, "changed-3", "lintian-fixes", "1.0+jan3", "rev-3")
+    suite.pg.stop()
+    wait_until(lambda: suite.ready() == all_down, 30, "/ready 503 without PostgreSQL", suite)
+    suite.publish(result("changed-3", "lintian-fixes", "rev-3"))
+    time.sleep(1)
+    suite.pg.start()
+    wait_until(lambda: suite.ready() == all_ok, 30, "/ready 200 with PostgreSQL back", suite)
+    wait_until(lambda: uploaded(suite, "1.0+jan3"), 60, "no upload lost across the outage", suite)
+
+    def ledger() -> list[tuple[str, str]]:
+        with psycopg.connect(suite.database_url) as conn:
+            return conn.execute("SELECT run_id, state FROM auto_upload ORDER BY run_id, changes_filename").fetchall()
+
+    expected = [(f"changed-{i}", "uploaded") for i in (1, 1, 2, 2, 3, 3)]
+    wait_until(lambda: ledger() == expected, 30, f"ledger {expected}", suite)
