@@ -11,10 +11,10 @@ VPY := $(VENV)/bin/python
 PACKAGES := libs/janitor-common services/bzr-store services/differ services/auto-upload
 SRC_DIRS := libs/janitor-common/src services/bzr-store/src services/differ/src services/auto-upload/src
 # Only directories that exist: a fresh clone has no empty ones.
-TEST_DIRS := $(wildcard libs/janitor-common/tests services/bzr-store/tests services/differ/tests services/auto-upload/tests tests/integration)
+TEST_DIRS := $(wildcard libs/janitor-common/tests services/bzr-store/tests services/differ/tests services/auto-upload/tests tests/deploy tests/integration)
 LINT_DIRS := $(SRC_DIRS) $(TEST_DIRS) $(wildcard bench scripts/*.py)
 
-.PHONY: all help system-deps install lock run test unit lint format bench clean
+.PHONY: all help system-deps install lock run test unit lint format bench clean k8s-check wheels compose-test
 
 all: install
 
@@ -26,6 +26,9 @@ help:
 	@echo "make system-deps  install the Debian packages the suite needs (root or sudo)"
 	@echo "make lock         recompile requirements/constraints.txt (needs network access to the index)"
 	@echo "make bench        run the benchmarks under bench/"
+	@echo "make k8s-check    render deploy/k8s (base, overlays) and validate it offline"
+	@echo "make wheels       build wheels of the services and their dependencies into build/wheels"
+	@echo "make compose-test build the images, start deploy/compose.yaml for real, check it, tear it down"
 
 system-deps:
 	@bash scripts/system-deps.sh
@@ -59,7 +62,10 @@ format: install
 unit: system-deps install
 	$(VPY) -m pytest $(TEST_DIRS)
 
-test: system-deps install lint unit
+test: system-deps install lint k8s-check unit
+
+k8s-check: install
+	$(VPY) scripts/k8s_check.py
 
 bench: system-deps install
 	@for b in $(wildcard bench/*.py); do echo "== $$b"; $(VPY) $$b || exit 1; done
