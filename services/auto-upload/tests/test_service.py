@@ -1,4 +1,6 @@
+import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -6,8 +8,11 @@ import httpx
 
 from janitor_auto_upload.app import create_app
 from janitor_auto_upload.settings import AutoUploadSettings
+from janitor_common.debbuild import build_upload
 from janitor_common.devstack import free_port
 from janitor_common.testing import ServiceProcess, asgi_client, console_script, service_env
+
+from .conftest import Keyring, Target, add_build
 
 
 async def test_app_health_ready_metrics(janitor_env: dict[str, str]) -> None:
@@ -40,3 +45,48 @@ def test_console_script_serves_and_stops_on_sigint(janitor_env: dict[str, str], 
     started = time.monotonic()
     assert proc.stop(signal.SIGINT) == 0
     assert time.monotonic() - started < 5
+
+
+def test_signing_key_file_is_imported_and_signs(
+    janitor_env: dict[str, str], keyring: Keyring, target: Target, tmp_path: Path
+) -> None:
+    # As in a container: an empty GnuPG home, the key arrives as a mounted secret file.
+    key = tmp_path / "signing-key.asc"
+    key.write_bytes(
+        subprocess.run(
+            ["gpg", "--batch", "--armor", "--export-secret-keys", keyring.fingerprint],
+            env={**os.environ, "GNUPGHOME": str(keyring.home)},
+            check=True,
+            capture_output=True,
+        ).stdout
+    )
+    build_upload(target.artifacts / "run-1", "keyed", "1.0", binary=False)
+    add_build(janitor_env["JANITOR_DATABASE_URL"], "run-1", "keyed", "1.0")
+    empty_home = tmp_path / "empty-gnupg"
+    env = service_env(**{**janitor_env, "JANITOR_ARTIFACT_LOCATION": str(target.artifacts)}, GNUPGHOME=str(empty_home))
+    argv = [
+        console_script("janitor-auto-upload"),
+        "backfill",
+        "--dput-host",
+        "local",
+        "--dput-config",
+        str(target.config),
+        "--state-dir",
+        str(target.state),
+        "--signing-key",
+        str(key),
+    ]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "backfill: uploaded 1, skipped 0, failed 0"
+    verify = subprocess.run(
+        ["gpg", "--verify", str(target.incoming / "keyed_1.0_source.changes")],
+        env={**os.environ, "GNUPGHOME": str(keyring.home)},
+        capture_output=True,
+    )
+    assert verify.returncode == 0
+
+    key.write_text("")
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"janitor-auto-upload: signing key {key}: the file is empty"

@@ -13,6 +13,7 @@ from janitor_common.service import add_common_arguments, settings_from_args
 
 from .app import create_app, required_upload_settings
 from .settings import AutoUploadSettings
+from .signing import import_signing_key
 
 PROG = "janitor-auto-upload"
 
@@ -21,6 +22,11 @@ def add_upload_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dput-host", metavar="HOST", help="dput host to upload to (required)")
     parser.add_argument("--dput-config", metavar="FILE", help="dput configuration file (dput -c FILE)")
     parser.add_argument("--debsign-keyid", metavar="KEY", help="key to sign with (default: debsign's choice)")
+    parser.add_argument(
+        "--signing-key",
+        metavar="FILE",
+        help="secret key (armoured) to import into GNUPGHOME at start; signs unless --debsign-keyid says otherwise",
+    )
     parser.add_argument(
         "--distribution",
         metavar="D",
@@ -102,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "force":
         return asyncio.run(run_force(settings, args.run_id, args.changes_filename))
     try:
+        if settings.signing_key is not None:
+            fingerprint = import_signing_key(settings.signing_key)
+            if settings.debsign_keyid is None:
+                settings = settings.model_copy(update={"debsign_keyid": fingerprint})
         if args.command == "backfill":
             return asyncio.run(run_backfill(settings, required_upload_settings(settings)))
         app = create_app(settings)

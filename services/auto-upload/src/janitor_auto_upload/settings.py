@@ -12,6 +12,9 @@ class AutoUploadSettings(CommonSettings):
     dput_host: str | None = None
     dput_config: Path | None = None
     debsign_keyid: str | None = None
+    # A secret key file imported into GNUPGHOME at start (a mounted secret);
+    # its key signs unless debsign_keyid names another.
+    signing_key: Path | None = None
     # Only builds for these distributions (all when empty).
     distribution: list[str] = []
     source_only: bool = False
