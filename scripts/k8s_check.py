@@ -23,6 +23,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 ADMIN_PORTS = {9929, 9920, 9933}
+# Volumes that several replicas (or services) mount at once.
+SHARED_VOLUMES = {"bzr-store", "differ-cache", "artifacts", "auto-upload-state"}
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
 
 
@@ -78,9 +80,9 @@ def policy_problems(docs: list[dict[str, Any]]) -> list[str]:
             ports = {p.get("port") for p in spec.get("ports", [])}
             if ports & ADMIN_PORTS and spec.get("type", "ClusterIP") != "ClusterIP":
                 problems.append(f"{where}: admin port {sorted(ports & ADMIN_PORTS)} exposed as {spec['type']}")
-        if kind == "PersistentVolumeClaim" and name in ("bzr-store", "differ-cache", "artifacts", "auto-upload-state"):
-            if "ReadWriteMany" not in doc["spec"].get("accessModes", []):
-                problems.append(f"{where}: shared by replicas, must be ReadWriteMany")
+        shared = name in SHARED_VOLUMES and "ReadWriteMany" not in doc["spec"].get("accessModes", [])
+        if kind == "PersistentVolumeClaim" and shared:
+            problems.append(f"{where}: shared by replicas, must be ReadWriteMany")
     kinds = {d.get("kind") for d in docs}
     for required in ("NetworkPolicy", "HorizontalPodAutoscaler", "Job", "ConfigMap", "Secret"):
         if required not in kinds:
