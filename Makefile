@@ -67,6 +67,13 @@ test: system-deps install lint k8s-check unit
 k8s-check: install
 	$(VPY) scripts/k8s_check.py
 
+wheels: install
+	$(VPY) scripts/wheels.py $(PIPFILTER)
+
+compose-test: install wheels
+	@bash scripts/system-deps.sh compose
+	$(VPY) scripts/compose_test.py
+
 bench: system-deps install
 	@for b in $(wildcard bench/*.py); do echo "== $$b"; $(VPY) $$b || exit 1; done
 

@@ -8,6 +8,11 @@ packages=(python3 python3-venv postgresql-15 postgresql-15-debversion redis-serv
           devscripts dput gnupg dpkg-dev fakeroot wrk)
 norecommends=(diffoscope binutils-multiarch xz-utils zstd python3-debian python3-tlsh
               libarchive-tools xxd file)
+if [ "${1:-}" = compose ]; then
+  # make compose-test: a container engine and what makes the base image.
+  packages=(docker.io docker-compose debootstrap)
+  norecommends=()
+fi
 
 missing() {
   local p
@@ -17,7 +22,7 @@ missing() {
 }
 
 mapfile -t need < <(missing "${packages[@]}")
-mapfile -t need_nr < <(missing "${norecommends[@]}")
+mapfile -t need_nr < <(missing "${norecommends[@]+"${norecommends[@]}"}")
 if [ ${#need[@]} -eq 0 ] && [ ${#need_nr[@]} -eq 0 ]; then
   exit 0
 fi
