@@ -1,6 +1,15 @@
 from fastbencode import bencode
 
-from janitor_bzr_store.smart import V3_PREFIX, Unknown, response_outcome, sniff_verb, verb_class
+from janitor_bzr_store.smart import (
+    OUT_CHUNK,
+    SMALL_RESPONSE,
+    V3_PREFIX,
+    Output,
+    Unknown,
+    response_outcome,
+    sniff_verb,
+    verb_class,
+)
 
 from .test_http import v3_request
 
@@ -37,3 +46,34 @@ def test_response_outcome() -> None:
     assert response_outcome(base + b"oS") == "success"
     assert response_outcome(base + b"oE") == "error"
     assert response_outcome(b"error\x01incomplete request\n") == "error"
+
+
+def test_output_holds_a_small_whole_response_for_its_end() -> None:
+    sent: list[bytes] = []
+    out = Output(sent.append)
+    out.write(b"small response")
+    assert sent == []
+    assert out.take_rest() == b"small response"
+
+
+def test_output_hands_over_each_flush_of_a_stream_at_once_in_bounded_slices() -> None:
+    sent: list[bytes] = []
+    out = Output(sent.append)
+    out.write(b"status")  # held: might be all
+    out.write(b"x" * 10)  # a second flush: a stream, so both go now
+    assert sent == [b"status" + b"x" * 10]
+    out.write(b"y" * (OUT_CHUNK * 2 + 5))
+    assert [len(s) for s in sent[1:]] == [OUT_CHUNK, OUT_CHUNK, 5]
+    assert out.take_rest() == b""
+
+
+def test_output_replaces_only_what_has_not_gone_out() -> None:
+    out = Output([].append)
+    out.write(b"partial")
+    out.replace_unsent(b"error")
+    assert out.take_rest() == b"error"
+    sent: list[bytes] = []
+    out = Output(sent.append)
+    out.write(b"z" * (SMALL_RESPONSE + 1))
+    out.replace_unsent(b"error")
+    assert out.take_rest() == b"" and len(sent) == 1

@@ -38,7 +38,9 @@ LIST_TYPES = ["application/json", "text/html", "text/plain"]
 SNIFF_LIMIT = 64 * 1024
 # Responses complete within this size and time are sent whole, with a
 # Content-Length; others are streamed (see smart_endpoint).
-RESPONSE_BUFFER = 1 << 20
+# A response already this large is streamed at once: the client starts
+# inserting sooner, and a kept-alive connection saves little next to it.
+RESPONSE_BUFFER = 64 * 1024
 RESPONSE_HOLD = 0.02
 # Anything but POST on a smart path gets 405 with "Allow: POST", as Breezy's own server does.
 SMART_METHODS = ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH"]
@@ -171,42 +173,48 @@ async def smart_endpoint(request: Request, path: str, interface: Interface) -> R
         # chunked response: it leaves the last chunk on the socket, its next
         # request on that connection fails after being sent, and it sends it
         # again elsewhere -- running lock_write or insert_stream twice. So a
-        # response that is complete within RESPONSE_HOLD (and RESPONSE_BUFFER)
-        # goes out whole with a Content-Length on the kept-alive connection;
-        # a longer or slower one is streamed as it is produced, so the client
-        # works on it meanwhile, on a connection closed after it.
+        # response that is complete within RESPONSE_HOLD and smaller than
+        # RESPONSE_BUFFER goes out whole with a Content-Length on the
+        # kept-alive connection; a longer, larger or slower one is streamed
+        # as it is produced, so the client works on it meanwhile, on a
+        # connection closed after it.
         held: list[bytes] = []
         held_size = 0
-        item: object = first
+        item: object = first  # the next item not yet in ``held`` (None: none taken)
         deadline = asyncio.get_running_loop().time() + RESPONSE_HOLD
         next_get: asyncio.Future[object] | None = None
-        while isinstance(item, bytes) and held_size <= RESPONSE_BUFFER:
+        while isinstance(item, bytes):
             held.append(item)
             held_size += len(item)
+            item = None
+            if held_size >= RESPONSE_BUFFER:
+                break
             next_get = asyncio.ensure_future(call.next_item())
             remaining = deadline - asyncio.get_running_loop().time()
             done, _ = await asyncio.wait({next_get}, timeout=max(remaining, 0))
             if not done:
                 break
             item, next_get = next_get.result(), None
-        if next_get is None and isinstance(item, Last):
+        if isinstance(item, Last):
             finished = True
             held.append(item.data)
             held_size += len(item.data)
             metrics.bytes_out.labels(interface).inc(held_size)
             return Response(b"".join(held), media_type="application/octet-stream")
-        if next_get is None and isinstance(item, BaseException):
+        if isinstance(item, BaseException):
             finished = True
             return text_error(500, "smart request failed")
 
         async def produce() -> AsyncIterator[bytes]:
             nonlocal finished
-            pending: object = await next_get if next_get is not None else item
             try:
+                # What is held goes out first: the client starts on it while
+                # the worker produces the rest.
                 for chunk in held:
                     metrics.bytes_out.labels(interface).inc(len(chunk))
                     yield chunk
                 held.clear()
+                pending: object = await (next_get if next_get is not None else call.next_item())
                 while True:
                     if isinstance(pending, BaseException):
                         logger.error("smart response cut short: %s", pending)

@@ -39,7 +39,13 @@ INCOMPLETE = b"error\x01incomplete request\n"
 # Our answer when Breezy's protocol code itself fails on a malformed request
 # (it does, for example, on a protocol-1 request whose verb is not ASCII).
 BAD_REQUEST = b"error\x01Generic bzr smart protocol error: bad request\n"
-OUT_CHUNK = 64 * 1024  # bytes gathered before a hand-over to the event loop
+OUT_CHUNK = 64 * 1024  # largest hand-over to the event loop
+# Breezy calls our write function when its protocol encoder flushes: at the
+# end of a response, and after every chunk of a streamed body. Output is
+# handed over at each flush, so the client gets a stream's first records as
+# soon as Breezy has them; only a first flush this small is held back, as it
+# may be a whole response, whose bytes then travel with its end.
+SMALL_RESPONSE = 4 * 1024
 QUEUE_DEPTH = 8  # chunks in flight each way: bounds memory per request
 _EOF = object()
 
@@ -120,6 +126,49 @@ class Aborted(Exception):
     """The client went away; the worker thread stops producing."""
 
 
+class Output:
+    """Breezy's response bytes on their way to the event loop.
+
+    Breezy calls ``write`` when its protocol encoder flushes: once at the end
+    of a response, and after every chunk of a streamed body. Each flush is
+    handed over at once, in slices of at most OUT_CHUNK (so what is in flight
+    stays bounded even when Breezy writes a 6 MB record at once), so the
+    client gets a stream's first records as soon as Breezy has them. Only a
+    first flush under SMALL_RESPONSE is held: it may be a whole response,
+    whose bytes then travel with its end (``take_rest``).
+    """
+
+    def __init__(self, emit: Callable[[bytes], None]) -> None:
+        self.emit = emit
+        self.buffer = bytearray()
+        self.sent = False
+        self.flushes = 0
+
+    def write(self, data: bytes) -> None:
+        self.buffer.extend(data)
+        self.flushes += 1
+        if self.flushes == 1 and len(self.buffer) < SMALL_RESPONSE:
+            return
+        view = memoryview(self.buffer)
+        try:
+            for start in range(0, len(view), OUT_CHUNK):
+                self.sent = True
+                self.emit(bytes(view[start : start + OUT_CHUNK]))
+        finally:
+            view.release()
+            self.buffer.clear()
+
+    def replace_unsent(self, data: bytes) -> None:
+        """Answer ``data`` instead, unless part of the response has gone out already."""
+        if not self.sent:
+            self.buffer[:] = data
+
+    def take_rest(self) -> bytes:
+        rest = bytes(self.buffer)
+        self.buffer.clear()
+        return rest
+
+
 @dataclass
 class SmartCall:
     """One smart request: fed by the event loop, run by a worker thread."""
@@ -145,26 +194,14 @@ class SmartCall:
                     future.cancel()
                     raise Aborted() from None
 
+    def _emit_counted(self, item: bytes | Last) -> None:
+        self.bytes_out += len(item.data if isinstance(item, Last) else item)
+        self._emit(item)
+
     def run(self) -> None:
         """Run the request to completion in this (worker) thread."""
-        buffer = bytearray()
-        flushed = False
-
-        def write(data: bytes) -> None:
-            # Hand over at most OUT_CHUNK at a time, so what is in flight is
-            # bounded in bytes even when Breezy writes a 6 MB record at once.
-            nonlocal flushed
-            view = memoryview(data)
-            while len(buffer) + len(view) >= OUT_CHUNK:
-                take = OUT_CHUNK - len(buffer)
-                buffer.extend(view[:take])
-                view = view[take:]
-                chunk = bytes(buffer)
-                buffer.clear()
-                flushed = True
-                self.bytes_out += len(chunk)
-                self._emit(chunk)
-            buffer.extend(view)
+        out = Output(self._emit_counted)
+        write = out.write
 
         server_protocol: Any = None
         head = b""
@@ -177,9 +214,7 @@ class SmartCall:
             except Exception as e:
                 logger.warning("malformed smart request: %s: %s", type(e).__name__, e)
                 broken = True
-                if not flushed:
-                    buffer.clear()
-                    buffer.extend(BAD_REQUEST)
+                out.replace_unsent(BAD_REQUEST)
 
         try:
             while True:
@@ -203,14 +238,12 @@ class SmartCall:
                 server_protocol = factory(self.transport, write, None, self.jail_root)
                 accept(unused)
             incomplete = server_protocol is None or (not broken and server_protocol.next_read_size() != 0)
-            if incomplete and not flushed:
+            if incomplete:
                 # What Breezy's HTTP server answers, and clients expect, for a
                 # truncated request (or one in a protocol we do not speak).
-                buffer.clear()
-                buffer.extend(INCOMPLETE)
+                out.replace_unsent(INCOMPLETE)
             # The last bytes and the end travel together: one hand-over, not two.
-            self.bytes_out += len(buffer)
-            self._emit(Last(bytes(buffer)))
+            self._emit_counted(Last(out.take_rest()))
         except Aborted:
             logger.info("client went away; smart request abandoned")
         except BaseException as e:
