@@ -38,10 +38,12 @@ LIST_TYPES = ["application/json", "text/html", "text/plain"]
 SNIFF_LIMIT = 64 * 1024
 # Responses complete within this size and time are sent whole, with a
 # Content-Length; others are streamed (see smart_endpoint).
-# A response already this large is streamed at once: the client starts
-# inserting sooner, and a kept-alive connection saves little next to it.
-RESPONSE_BUFFER = 64 * 1024
+RESPONSE_BUFFER = 1 << 20
 RESPONSE_HOLD = 0.02
+# ... and whose parts follow each other this closely: the slices of one flush
+# do, the chunks of a stream (get_stream) do not, and waiting for a stream's
+# end would only delay the records the client could be inserting.
+RESPONSE_GAP = 0.003
 # Anything but POST on a smart path gets 405 with "Allow: POST", as Breezy's own server does.
 SMART_METHODS = ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH"]
 
@@ -173,11 +175,11 @@ async def smart_endpoint(request: Request, path: str, interface: Interface) -> R
         # chunked response: it leaves the last chunk on the socket, its next
         # request on that connection fails after being sent, and it sends it
         # again elsewhere -- running lock_write or insert_stream twice. So a
-        # response that is complete within RESPONSE_HOLD and smaller than
-        # RESPONSE_BUFFER goes out whole with a Content-Length on the
-        # kept-alive connection; a longer, larger or slower one is streamed
-        # as it is produced, so the client works on it meanwhile, on a
-        # connection closed after it.
+        # response that is complete within RESPONSE_HOLD and RESPONSE_BUFFER,
+        # its parts no more than RESPONSE_GAP apart, goes out whole with a
+        # Content-Length on the kept-alive connection; a longer, larger or
+        # slower one is streamed as it is produced, so the client works on it
+        # meanwhile, on a connection closed after it.
         held: list[bytes] = []
         held_size = 0
         item: object = first  # the next item not yet in ``held`` (None: none taken)
@@ -191,7 +193,7 @@ async def smart_endpoint(request: Request, path: str, interface: Interface) -> R
                 break
             next_get = asyncio.ensure_future(call.next_item())
             remaining = deadline - asyncio.get_running_loop().time()
-            done, _ = await asyncio.wait({next_get}, timeout=max(remaining, 0))
+            done, _ = await asyncio.wait({next_get}, timeout=min(max(remaining, 0), RESPONSE_GAP))
             if not done:
                 break
             item, next_get = next_get.result(), None
