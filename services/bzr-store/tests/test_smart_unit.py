@@ -1,3 +1,5 @@
+import struct
+
 from fastbencode import bencode
 
 from janitor_bzr_store.smart import (
@@ -8,6 +10,7 @@ from janitor_bzr_store.smart import (
     Unknown,
     response_outcome,
     sniff_verb,
+    v3_complete,
     verb_class,
 )
 
@@ -77,3 +80,36 @@ def test_output_replaces_only_what_has_not_gone_out() -> None:
     out.write(b"z" * (SMALL_RESPONSE + 1))
     out.replace_unsent(b"error")
     assert out.take_rest() == b"" and len(sent) == 1
+
+
+def v3_message(body_parts: list[bytes], end: bool = True) -> bytes:
+    headers = bencode({})
+    args = bencode([b"ok"])
+    out = V3_PREFIX + struct.pack("!L", len(headers)) + headers + b"oS" + b"s" + struct.pack("!L", len(args)) + args
+    for part in body_parts:
+        out += b"b" + struct.pack("!L", len(part)) + part
+    return out + (b"e" if end else b"")
+
+
+def test_v3_complete() -> None:
+    assert v3_complete(v3_message([b"body ends in e"])) is True
+    assert v3_complete(v3_message([b"first chunk of a stream"], end=False)) is False
+    assert v3_complete(v3_message([b"x"])[:-3]) is False
+    assert v3_complete(b"error\x01nope\n") is None
+
+
+def test_output_holds_a_whole_v3_response_of_any_size() -> None:
+    sent: list[bytes] = []
+    out = Output(sent.append)
+    whole = v3_message([b"y" * (OUT_CHUNK * 3)])
+    out.write(whole)
+    assert sent == []
+    assert out.take_rest() == whole
+
+
+def test_output_hands_over_a_v3_streams_first_flush_at_once() -> None:
+    sent: list[bytes] = []
+    out = Output(sent.append)
+    first = v3_message([b"records"], end=False)
+    out.write(first)
+    assert sent == [first]

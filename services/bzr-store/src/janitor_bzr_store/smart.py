@@ -40,11 +40,8 @@ INCOMPLETE = b"error\x01incomplete request\n"
 # (it does, for example, on a protocol-1 request whose verb is not ASCII).
 BAD_REQUEST = b"error\x01Generic bzr smart protocol error: bad request\n"
 OUT_CHUNK = 64 * 1024  # largest hand-over to the event loop
-# Breezy calls our write function when its protocol encoder flushes: at the
-# end of a response, and after every chunk of a streamed body. Output is
-# handed over at each flush, so the client gets a stream's first records as
-# soon as Breezy has them; only a first flush this small is held back, as it
-# may be a whole response, whose bytes then travel with its end.
+# Output in older protocols is held back for the end of the request only up
+# to this size (see Output).
 SMALL_RESPONSE = 4 * 1024
 QUEUE_DEPTH = 8  # chunks in flight each way: bounds memory per request
 _EOF = object()
@@ -115,6 +112,35 @@ def response_outcome(first: bytes) -> str:
     return "other"
 
 
+def v3_complete(data: bytes | bytearray) -> bool | None:
+    """Whether ``data`` is exactly one whole protocol-3 message; None when it is not protocol 3.
+
+    A message is the version line, a length-prefixed headers part, then
+    parts: ``o`` + status byte, ``s`` + length-prefixed structure, ``b`` +
+    length-prefixed body (one, or one per chunk of a stream), and ``e`` last.
+    """
+    if not data.startswith(V3_PREFIX):
+        return None
+    pos = len(V3_PREFIX)
+    if len(data) < pos + 4:
+        return False
+    pos += 4 + struct.unpack_from("!L", data, pos)[0]
+    while pos < len(data):
+        kind = data[pos : pos + 1]
+        pos += 1
+        if kind == b"e":
+            return bool(pos == len(data))
+        if kind == b"o":
+            pos += 1
+        elif kind in (b"s", b"b"):
+            if len(data) < pos + 4:
+                return False
+            pos += 4 + struct.unpack_from("!L", data, pos)[0]
+        else:
+            return False
+    return False
+
+
 @dataclass(frozen=True)
 class Last:
     """The final bytes of a response (possibly empty); nothing follows."""
@@ -130,12 +156,13 @@ class Output:
     """Breezy's response bytes on their way to the event loop.
 
     Breezy calls ``write`` when its protocol encoder flushes: once at the end
-    of a response, and after every chunk of a streamed body. Each flush is
-    handed over at once, in slices of at most OUT_CHUNK (so what is in flight
-    stays bounded even when Breezy writes a 6 MB record at once), so the
-    client gets a stream's first records as soon as Breezy has them. Only a
-    first flush under SMALL_RESPONSE is held: it may be a whole response,
-    whose bytes then travel with its end (``take_rest``).
+    of a response, and after every chunk of a streamed body. A stream's
+    flushes are handed over at once, in slices of at most OUT_CHUNK (so what
+    is in flight stays bounded even when Breezy writes a 6 MB record at
+    once), so the client gets its first records as soon as Breezy has them.
+    A first flush that is a whole response is held, to travel with the end
+    of the request (``take_rest``): the route then sends it whole on the
+    kept-alive connection, even when Breezy's clean-up after it is slow.
     """
 
     def __init__(self, emit: Callable[[bytes], None]) -> None:
@@ -147,8 +174,10 @@ class Output:
     def write(self, data: bytes) -> None:
         self.buffer.extend(data)
         self.flushes += 1
-        if self.flushes == 1 and len(self.buffer) < SMALL_RESPONSE:
-            return
+        if self.flushes == 1:
+            complete = v3_complete(self.buffer)
+            if complete or (complete is None and len(self.buffer) < SMALL_RESPONSE):
+                return
         view = memoryview(self.buffer)
         try:
             for start in range(0, len(view), OUT_CHUNK):
