@@ -1,15 +1,18 @@
-"""``make wheels``: the services and their runtime dependencies as wheels in build/wheels.
+"""``make wheels``: each service and its runtime dependencies as wheels in build/wheels/<service>.
 
-Container builds install from this directory with ``pip install --no-index``:
-inside a container build pip cannot reach a package index. The runtime
-dependencies are found from the installed packages' metadata in .venv and
-pinned, with hashes, by requirements/constraints.txt, so the images carry
-exactly the versions the tests ran with (and no test tools).
+Inside a container build pip cannot reach a package index, so each image
+installs the wheel files of its own directory by name, with ``--no-deps``:
+the directory holds the service's whole runtime closure, found from the
+installed packages' metadata in .venv and pinned, with hashes, by
+requirements/constraints.txt. The images carry exactly the versions the
+tests ran with, and no test tools; ``pip check`` in the build proves the
+closure complete.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -89,19 +92,33 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wheels: not pinned in requirements/constraints.txt: {names} (run make lock)", file=sys.stderr)
         return 1
     shutil.rmtree(args.out, ignore_errors=True)
-    args.out.mkdir(parents=True)
-    requirements = args.out.parent / "wheels-requirements.txt"
-    requirements.write_text("".join(blocks[n].replace(" \\\n", " \\\n") + "\n" for n in sorted(needed)))
+    pool = args.out / "all"
+    pool.mkdir(parents=True)
+    requirements = args.out / "requirements.txt"
+    requirements.write_text("".join(blocks[n] + "\n" for n in sorted(needed)))
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
-    print(f"wheels: {len(needed)} dependencies and {len(OURS)} packages of ours -> {args.out}", flush=True)
+    print(f"wheels: {len(needed)} dependencies and {len(OURS)} packages of ours -> {pool}", flush=True)
     subprocess.run(
-        [*pip, "wheel", "--no-deps", "--require-hashes", "-r", str(requirements), "-w", str(args.out)], check=True
+        [*pip, "wheel", "--no-deps", "--require-hashes", "-r", str(requirements), "-w", str(pool)], check=True
     )
     subprocess.run(
-        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(args.out), *map(str, OURS.values())],
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(pool), *map(str, OURS.values())],
         check=True,
     )
-    print(f"wheels: {len(list(args.out.glob('*.whl')))} wheels in {args.out}")
+    by_name = {canonicalize_name(w.name.split("-")[0]): w for w in pool.glob("*.whl")}
+    for service in OURS:
+        if service == "janitor-common":
+            continue
+        closure = runtime_closure([service])
+        absent = sorted(closure - set(by_name))
+        if absent:
+            print(f"wheels: no wheel for {', '.join(absent)}", file=sys.stderr)
+            return 1
+        target = args.out / service.removeprefix("janitor-")
+        target.mkdir()
+        for name in closure:
+            os.link(by_name[name], target / by_name[name].name)
+        print(f"wheels: {len(closure)} wheels in {target}")
     return 0
 
 

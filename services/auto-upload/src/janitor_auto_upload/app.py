@@ -19,7 +19,7 @@ from janitor_common.web import error_response
 
 from . import ledger
 from .metrics import make_metrics
-from .pipeline import catch_up, enqueue_run, wanted, work, worker_name
+from .pipeline import catch_up, enqueue_run, pause, wanted, work, worker_name
 from .settings import AutoUploadSettings
 from .uploader import Uploader
 
@@ -66,8 +66,7 @@ def create_app(settings: AutoUploadSettings, *, run_workers: bool = True) -> Fas
                         wake.set()
                 except Exception:
                     logger.exception("catch-up failed; trying again later")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), settings.catchup_interval)
+                await pause(stop, settings.catchup_interval)
 
         async def gauge_loop() -> None:
             while not stop.is_set():
@@ -75,8 +74,7 @@ def create_app(settings: AutoUploadSettings, *, run_workers: bool = True) -> Fas
                     metrics.pending.set(await ledger.waiting(engine))
                 except Exception as e:  # the database is away; /ready says so
                     logger.debug("could not count pending uploads: %s", e)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), PENDING_GAUGE_INTERVAL)
+                await pause(stop, PENDING_GAUGE_INTERVAL)
 
         uploaders = [
             Uploader(settings, engine, artifacts, metrics, worker_name()) for _ in range(settings.upload_concurrency)

@@ -22,6 +22,12 @@ from .uploader import Uploader, changes_files
 logger = logging.getLogger(__name__)
 
 
+async def pause(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds``, or less when ``stop`` is set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -88,8 +94,7 @@ async def work(uploader: Uploader, wake: asyncio.Event, stop: asyncio.Event) -> 
         except Exception as e:
             # The database is away (restart, network): /ready says so; keep trying.
             logger.warning("cannot claim work: %s; retrying", str(e).splitlines()[0] if str(e) else type(e).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 2.0)
+            await pause(stop, 2.0)
             continue
         if claim is None:
             wake.clear()
