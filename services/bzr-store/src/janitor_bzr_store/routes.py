@@ -38,6 +38,7 @@ LIST_TYPES = ["application/json", "text/html", "text/plain"]
 SNIFF_LIMIT = 64 * 1024
 # Responses complete within this size and time are sent whole, with a
 # Content-Length; others are streamed (see smart_endpoint).
+WRITE_LOCK = ".janitor-write.lock"  # in the codebase's directory, beside .bzr
 RESPONSE_BUFFER = 1 << 20
 RESPONSE_HOLD = 0.02
 # ... and whose parts follow each other this closely: the slices of one flush
@@ -143,7 +144,13 @@ async def smart_endpoint(request: Request, path: str, interface: Interface) -> R
         # A symlink planted in the store, leading outside it.
         logger.warning("refusing %s: it resolves outside the store", path)
         return text_error(404, f"not found: {path}")
-    call = SmartCall(transport, jail_root, asyncio.get_running_loop())
+    # Write requests on one repository run one at a time, across threads and
+    # processes (replicas on a shared volume): a push whose insert commits
+    # while another's autopack removes the packs it read fails in Breezy with
+    # NoSuchFile (seen with two processes pushing at once). Reads retry on
+    # their own when packs move, and are not held up.
+    lock = ctx.store.repository_path(sp.codebase) / WRITE_LOCK if writable and verb_kind == "write" else None
+    call = SmartCall(transport, jail_root, asyncio.get_running_loop(), write_lock=lock)
 
     async def body() -> AsyncIterator[bytes]:
         if head:

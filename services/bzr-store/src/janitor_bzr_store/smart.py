@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import fcntl
 import logging
 import queue
 import struct
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from breezy.bzr.smart import medium, protocol, request
@@ -209,6 +211,8 @@ class SmartCall:
     outbox: asyncio.Queue[object] = field(default_factory=lambda: asyncio.Queue(QUEUE_DEPTH))
     cancelled: threading.Event = field(default_factory=threading.Event)
     bytes_out: int = 0
+    # Held (flock) while a write request runs: see WRITE_LOCK in routes.
+    write_lock: Path | None = None
 
     # ---- worker thread side
 
@@ -229,6 +233,14 @@ class SmartCall:
 
     def run(self) -> None:
         """Run the request to completion in this (worker) thread."""
+        if self.write_lock is None:
+            self._run()
+            return
+        with open(self.write_lock, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+            self._run()
+
+    def _run(self) -> None:
         out = Output(self._emit_counted)
         write = out.write
 
