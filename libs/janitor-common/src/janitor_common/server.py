@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Generator, Sequence
@@ -70,11 +71,38 @@ async def serve_async(listeners: Sequence[Listener], *, graceful_timeout: float 
         loop.add_signal_handler(sig, on_signal, sig)
     for listener in listeners:
         logger.info("%s interface on http://%s:%d/", listener.name, listener.host, listener.port)
+
+    async def freeze_when_started() -> None:
+        while not all(s.started for s in servers):
+            if any(s.should_exit for s in servers):
+                return
+            await asyncio.sleep(0.05)
+        freeze_startup_heap()
+
+    freezer = asyncio.ensure_future(freeze_when_started())
     try:
         await asyncio.gather(*(s.serve() for s in servers))
     finally:
+        freezer.cancel()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+def freeze_startup_heap() -> int:
+    """Keep what start-up allocated out of the garbage collector's full collections.
+
+    A service's start-up leaves ~140k long-lived objects (FastAPI, SQLAlchemy,
+    Breezy's registries). Every full collection walks all of them; a Breezy
+    insert of 50 commits allocates enough to trigger one, and it took 92 ms
+    of the request's 155 ms. Frozen objects are never collected (they live
+    as long as the process anyway), and full collections only walk what
+    came after. Returns how many objects were frozen.
+    """
+    gc.collect()
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    logger.debug("froze %d start-up objects out of garbage collection", frozen)
+    return frozen
 
 
 def serve(listeners: Sequence[Listener], *, graceful_timeout: float = 5.0) -> int:
