@@ -12,7 +12,7 @@ from fastbencode import bencode
 
 from janitor_bzr_store.smart import V3_PREFIX
 
-from .conftest import BzrStore, add_codebase
+from .conftest import PASSWORD, WORKER, BzrStore, add_codebase
 
 
 def v3_request(*args: bytes) -> bytes:
@@ -91,6 +91,28 @@ def test_anonymous_write_verb_is_challenged_before_running(bzr_store: BzrStore) 
     # Reads are never challenged.
     read = smart(bzr_store, "foo", v3_request(b"BzrDir.open_2.1", b""))
     assert read.status_code == 200
+
+
+def test_unusable_repository_is_503_with_a_reason(bzr_store: BzrStore) -> None:
+    # A repository directory whose control directory is damaged.
+    add_codebase(bzr_store.database_url, "damaged")
+    (bzr_store.vcs_path / "damaged" / ".bzr").mkdir(parents=True)
+    info = httpx.get(f"{bzr_store.admin_url}/damaged/revision-info", params={"old": "a", "new": "b"})
+    assert info.status_code == 503 and info.text == "repository not openable: damaged\n"
+    # A push onto campaign/role where campaign/ cannot be a directory: refused
+    # before Breezy runs, nothing written.
+    add_codebase(bzr_store.database_url, "blocked")
+    assert smart(bzr_store, "blocked", v3_request(b"hello")).status_code == 200
+    (bzr_store.vcs_path / "blocked" / "lintian-fixes").write_text("not a directory")
+    push = smart(
+        bzr_store,
+        "blocked/lintian-fixes/main",
+        v3_request(b"mkdir", b"x", b""),
+        auth=(WORKER, PASSWORD),
+    )
+    assert push.status_code == 503 and push.text == "repository not openable: blocked\n"
+    assert (bzr_store.vcs_path / "blocked" / "lintian-fixes").read_text() == "not a directory"
+    assert smart(bzr_store, "blocked", v3_request(b"hello")).status_code == 200
 
 
 def test_unknown_codebase_and_campaign(bzr_store: BzrStore) -> None:

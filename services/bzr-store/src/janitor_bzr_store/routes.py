@@ -28,7 +28,7 @@ from . import diffcmd
 from .context import BzrContext, get_context
 from .history import UnknownRevision, revision_info
 from .jail import jailed_transport
-from .smart import Last, SmartCall, Unknown, response_outcome, sniff_verb, verb_class
+from .smart import Last, NotUsable, SmartCall, Unknown, response_outcome, sniff_verb, verb_class
 from .store import SMART_SUFFIX, BadPath, StorePath, parse_store_path
 
 logger = logging.getLogger(__name__)
@@ -132,8 +132,6 @@ async def smart_endpoint(request: Request, path: str, interface: Interface) -> R
     try:
         if not ctx.store.known(sp.codebase):
             await run_blocking(ctx, ctx.store.ensure_repository, sp.codebase)
-        if writable and sp.role:
-            await run_blocking(ctx, ctx.store.ensure_parent, sp)
     except (bzr_errors.BzrError, OSError) as e:
         logger.error("repository for %s not usable: %s", sp.codebase, e)
         return text_error(503, f"repository not openable: {sp.codebase}")
@@ -149,8 +147,11 @@ async def smart_endpoint(request: Request, path: str, interface: Interface) -> R
     # while another's autopack removes the packs it read fails in Breezy with
     # NoSuchFile (seen with two processes pushing at once). Reads retry on
     # their own when packs move, and are not held up.
-    lock = ctx.store.repository_path(sp.codebase) / WRITE_LOCK if writable and verb_kind == "write" else None
-    call = SmartCall(transport, jail_root, asyncio.get_running_loop(), write_lock=lock)
+    writes = writable and verb_kind == "write"
+    lock = ctx.store.repository_path(sp.codebase) / WRITE_LOCK if writes else None
+    # A push onto campaign/role needs campaign/ (Breezy does not create parents).
+    prepare = (lambda: ctx.store.ensure_parent(sp)) if writes and sp.role else None
+    call = SmartCall(transport, jail_root, asyncio.get_running_loop(), write_lock=lock, prepare=prepare)
 
     async def body() -> AsyncIterator[bytes]:
         if head:
@@ -171,6 +172,11 @@ async def smart_endpoint(request: Request, path: str, interface: Interface) -> R
             return text_error(413, f"request body larger than {ctx.settings.client_max_size} bytes")
         metrics.bytes_in.labels(interface).inc(size)
         first = await call.next_item()
+        if isinstance(first, NotUsable):
+            finished = True
+            metrics.requests.labels(interface, kind, "failed").inc()
+            logger.error("repository for %s not usable: %s", sp.codebase, first)
+            return text_error(503, f"repository not openable: {sp.codebase}")
         if isinstance(first, BaseException):
             metrics.requests.labels(interface, kind, "failed").inc()
             return text_error(500, "smart request failed")

@@ -154,6 +154,10 @@ class Aborted(Exception):
     """The client went away; the worker thread stops producing."""
 
 
+class NotUsable(Exception):
+    """The request's ``prepare`` step failed: the repository cannot be used."""
+
+
 class Output:
     """Breezy's response bytes on their way to the event loop.
 
@@ -213,6 +217,9 @@ class SmartCall:
     bytes_out: int = 0
     # Held (flock) while a write request runs: see WRITE_LOCK in routes.
     write_lock: Path | None = None
+    # Run first in the worker thread (creating directories a write needs),
+    # rather than costing a thread hop of its own on the event loop.
+    prepare: Callable[[], None] | None = None
 
     # ---- worker thread side
 
@@ -233,6 +240,15 @@ class SmartCall:
 
     def run(self) -> None:
         """Run the request to completion in this (worker) thread."""
+        if self.prepare is not None:
+            try:
+                self.prepare()
+            except OSError as e:
+                try:
+                    self._emit(NotUsable(str(e)))
+                except Aborted:
+                    pass
+                return
         if self.write_lock is None:
             self._run()
             return

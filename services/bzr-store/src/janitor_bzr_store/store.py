@@ -64,6 +64,8 @@ class Store:
         self.root = root.absolute()
         # Repositories seen to exist; saves a thread hop on every smart request.
         self._known: set[str] = set()
+        # Campaign directories seen to exist (codebase, campaign).
+        self._parents: set[tuple[str, str]] = set()
 
     def known(self, codebase: str) -> bool:
         return codebase in self._known
@@ -111,5 +113,6 @@ class Store:
 
     def ensure_parent(self, sp: StorePath) -> None:
         """A push to ``campaign/role`` needs ``campaign/`` to exist; blocking."""
-        if sp.campaign and sp.role:
+        if sp.campaign and sp.role and (sp.codebase, sp.campaign) not in self._parents:
             (self.repository_path(sp.codebase) / sp.campaign).mkdir(exist_ok=True)
+            self._parents.add((sp.codebase, sp.campaign))
