@@ -8,10 +8,10 @@ effects spread over all of them:
   - branch of the medium repository (1000 commits);
   - 16 concurrent branches of it;
   - push of 50 commits onto an existing branch (worker credentials).
-With --old-src DIR it also runs bzr-store from another checkout's
-services/bzr-store/src (an A/B of a change).
+With --old-checkout DIR it also runs bzr-store (and the janitor-common it
+uses) from another checkout of this repository (an A/B of a change).
 
-Usage: .venv/bin/python bench/bzr_store_ab.py [--reps N] [--old-src DIR]
+Usage: .venv/bin/python bench/bzr_store_ab.py [--reps N] [--old-checkout DIR]
 """
 
 from __future__ import annotations
@@ -42,9 +42,13 @@ MEASURES = ("branch medium", "16 concurrent branches", "push 50 commits")
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=9)
-    parser.add_argument("--old-src", type=Path, help="another checkout's services/bzr-store/src to compare")
+    parser.add_argument("--old-checkout", type=Path, help="another checkout of this repository to compare")
+    parser.add_argument(
+        "--only", action="append", choices=MEASURES, help="measure only this (repeatable; default: all)"
+    )
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "janitor-bench-bzr")
     args = parser.parse_args()
+    measures = [m for m in MEASURES if not args.only or m in args.only]
     paths = B.build_data(args.data, 1.0)
     base = Path(tempfile.mkdtemp(prefix="bench-bzr-ab-"))
     base.chmod(0o755)
@@ -62,7 +66,7 @@ def main() -> int:
             conn.execute("INSERT INTO worker VALUES (%s, crypt(%s, gen_salt('bf')), NULL)", (B.WORKER, B.PASSWORD))
             for name in ["medium", *(f"p{r}" for r in range(args.reps))]:
                 conn.execute("INSERT INTO codebase (name) VALUES (%s)", (name,))
-        ways = {"bzr-store": None, **({"old": args.old_src} if args.old_src else {})}
+        ways = {"bzr-store": None, **({"old": args.old_checkout} if args.old_checkout else {})}
         roots: dict[str, Path] = {}
         urls: dict[str, str] = {}
         for key, src in ways.items():
@@ -77,7 +81,9 @@ def main() -> int:
                 JANITOR_LOG_LEVEL="WARNING",
             )
             if src is not None:
-                env["PYTHONPATH"] = str(src.resolve())
+                env["PYTHONPATH"] = os.pathsep.join(
+                    str((src / sub).resolve()) for sub in ("services/bzr-store/src", "libs/janitor-common/src")
+                )
             service = ServiceProcess(
                 [
                     console_script("janitor-bzr-store"),
@@ -131,20 +137,20 @@ def main() -> int:
             shutil.rmtree(to, ignore_errors=True)
             B.brz("branch", "-q", "--no-tree", loc, str(to))
 
-        results: dict[str, dict[str, list[float]]] = {k: {m: [] for m in MEASURES} for k in urls}
+        results: dict[str, dict[str, list[float]]] = {k: {m: [] for m in measures} for k in urls}
         keys = list(urls)
         for rep in range(args.reps):
             order = keys[rep % len(keys) :] + keys[: rep % len(keys)]
-            for key in order:
+            for key in order if "branch medium" in measures else []:
                 loc = location(key, "medium")
                 results[key]["branch medium"].append(B.timed(lambda: branch(loc, out / key)))  # noqa: B023
-            for key in order:
+            for key in order if "push 50 commits" in measures else []:
                 B.seed_repository(roots[key] / f"p{rep}", paths["medium"])
                 loc = location(key, f"p{rep}", write=True)
                 results[key]["push 50 commits"].append(
                     B.timed(lambda: B.brz("push", "-q", "-d", str(paths["medium50"]), loc))  # noqa: B023
                 )
-            for key in order:
+            for key in order if "16 concurrent branches" in measures else []:
                 loc = location(key, "medium")
 
                 def concurrent16() -> None:
@@ -153,12 +159,12 @@ def main() -> int:
 
                 results[key]["16 concurrent branches"].append(B.timed(concurrent16))
             B.log(f"repetition {rep + 1}/{args.reps}: " + ", ".join(
-                f"{k} {' / '.join(f'{v[m][-1]:.3f}' for m in MEASURES)}" for k, v in results.items()
+                f"{k} {' / '.join(f'{v[m][-1]:.3f}' for m in measures)}" for k, v in results.items()
             ))  # fmt: skip
         print(f"\nbzr-store A/B benchmark, {args.reps} rotated repetitions (medians, seconds)\n")
         print("| measurement | " + " | ".join(urls) + " | " + " | ".join(f"{k} / brz serve" for k in ways) + " |")
         print("|---" * (len(urls) + len(ways) + 1) + "|")
-        for m in MEASURES:
+        for m in measures:
             med = {k: statistics.median(v[m]) for k, v in results.items()}
             ratios = " | ".join(f"{med[k] / med['brz serve']:.2f}" for k in ways)
             print(f"| {m} | " + " | ".join(f"{med[k]:.3f}" for k in urls) + f" | {ratios} |")
