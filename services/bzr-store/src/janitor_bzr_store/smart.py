@@ -29,9 +29,10 @@ from breezy.bzr.smart import medium, protocol, request
 from breezy.transport import Transport
 from fastbencode import bdecode
 
-from . import insert
+from . import insert, parents
 
 insert.install()
+parents.install()
 
 logger = logging.getLogger(__name__)
 
