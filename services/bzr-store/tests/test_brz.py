@@ -140,6 +140,9 @@ def test_diff_and_revision_info(bzr_store: BzrStore, brz: Brz, tmp_path: Path) -
     assert "bzr_diff_duration_seconds_count" in metrics
     assert 'bzr_smart_requests_total{interface="public",kind="write",outcome="success"}' in metrics
     assert 'bzr_smart_bytes_out_total{interface="public"}' in metrics
+    # Smart requests bypass FastAPI's routing but are still counted per route.
+    assert 'http_requests_total{method="POST",route="/bzr/{path:path}",status="200"}' in metrics
+    assert 'http_requests_total{method="POST",route="/bzr/{path:path}",status="401"}' in metrics
 
 
 def test_remotes_sets_parent(bzr_store: BzrStore, brz: Brz, tmp_path: Path) -> None:

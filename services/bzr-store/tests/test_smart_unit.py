@@ -113,3 +113,63 @@ def test_output_hands_over_a_v3_streams_first_flush_at_once() -> None:
     first = v3_message([b"records"], end=False)
     out.write(first)
     assert sent == [first]
+
+
+def test_outbox_keeps_order_and_bounds_what_is_in_flight() -> None:
+    import asyncio
+    import threading
+
+    from janitor_bzr_store.smart import Outbox
+
+    async def scenario() -> tuple[list[object], int]:
+        outbox = Outbox(asyncio.get_running_loop(), depth=3)
+        cancelled = threading.Event()
+        put_count = 0
+
+        def worker() -> None:
+            nonlocal put_count
+            for i in range(10):
+                outbox.put(i, cancelled)
+                put_count += 1
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        await asyncio.sleep(0.3)
+        in_flight = put_count  # nobody has taken anything yet
+        got = [await outbox.get() for _ in range(10)]
+        thread.join(5)
+        return got, in_flight
+
+    got, in_flight = asyncio.run(scenario())
+    assert got == list(range(10))
+    assert in_flight == 3
+
+
+def test_outbox_abandon_releases_a_blocked_worker() -> None:
+    import asyncio
+    import threading
+
+    from janitor_bzr_store.smart import Aborted, Outbox
+
+    async def scenario() -> BaseException | None:
+        outbox = Outbox(asyncio.get_running_loop(), depth=1)
+        cancelled = threading.Event()
+        raised: list[BaseException] = []
+
+        def worker() -> None:
+            try:
+                outbox.put(b"first", cancelled)
+                outbox.put(b"second", cancelled)  # blocks: the first is not taken
+            except Aborted as e:
+                raised.append(e)
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        await asyncio.sleep(0.2)
+        assert thread.is_alive()
+        cancelled.set()
+        outbox.release_worker()
+        await asyncio.to_thread(thread.join, 5)
+        return raised[0] if raised else None
+
+    assert isinstance(asyncio.run(scenario()), Aborted)

@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 REALM = "janitor"
+CHALLENGE = {"WWW-Authenticate": f'Basic realm="{REALM}"'}
 # A bcrypt hash of a random string nobody knows; compared against when the
 # worker does not exist, so that case takes as long as a wrong password.
 _DUMMY_HASH = "$2a$06$RPQTkoD0kms1kDlyiqU6b.LBlQqW1rLeO1PvtaLBteDy701ILHdQS"
@@ -53,7 +54,7 @@ async def check_worker(engine: AsyncEngine, name: str, password: str) -> bool:
 
 
 def unauthorized(message: str = "authentication required") -> HTTPException:
-    return HTTPException(401, message, headers={"WWW-Authenticate": f'Basic realm="{REALM}"'})
+    return HTTPException(401, message, headers=dict(CHALLENGE))
 
 
 def worker_dependency(

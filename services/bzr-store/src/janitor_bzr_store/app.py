@@ -9,6 +9,7 @@ from janitor_common.service import create_service_app
 from janitor_common.web import make_http_metrics
 
 from .context import context_lifespan
+from .fastpath import SmartFastPath
 from .metrics import make_metrics
 from .routes import admin_router, public_router
 from .settings import BzrStoreSettings
@@ -27,6 +28,7 @@ def create_apps(settings: BzrStoreSettings, registry: CollectorRegistry | None =
         extra_lifespan=context_lifespan(settings, store_metrics, "admin"),
     )
     admin.include_router(admin_router())
+    admin.add_middleware(SmartFastPath, prefix="/", interface="admin", metrics=http_metrics)
     public = create_service_app(
         "janitor bzr-store",
         settings,
@@ -37,6 +39,7 @@ def create_apps(settings: BzrStoreSettings, registry: CollectorRegistry | None =
         metrics_route=False,
     )
     public.include_router(public_router())
+    public.add_middleware(SmartFastPath, prefix="/bzr/", interface="public", metrics=http_metrics)
     return admin, public
 
 

@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Literal
 
 from breezy import errors as bzr_errors
@@ -19,7 +19,7 @@ from breezy.transport import Transport
 from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 
-from janitor_common.auth import parse_basic, unauthorized
+from janitor_common.auth import CHALLENGE, parse_basic
 from janitor_common.names import valid_campaign, valid_codebase
 from janitor_common.negotiate import negotiate
 from janitor_common.service import get_engine
@@ -28,7 +28,7 @@ from . import diffcmd
 from .context import BzrContext, get_context
 from .history import UnknownRevision, revision_info
 from .jail import jailed_transport
-from .smart import Last, NotUsable, SmartCall, Unknown, response_outcome, sniff_verb, verb_class
+from .smart import Last, NotUsable, Refused, SmartCall, Unknown, response_outcome, sniff_verb, verb_class
 from .store import SMART_SUFFIX, BadPath, StorePath, parse_store_path
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ RESPONSE_GAP = 0.003
 SMART_METHODS = ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH"]
 
 
-def text_error(status: int, message: str, headers: dict[str, str] | None = None) -> PlainTextResponse:
+def text_error(status: int, message: str, headers: Mapping[str, str] | None = None) -> PlainTextResponse:
     return PlainTextResponse(message + "\n", status_code=status, headers=headers)
 
 
@@ -120,14 +120,14 @@ async def smart_endpoint(request: Request, path: str, interface: Interface) -> R
         if creds is not None:
             if not await ctx.credentials.check(get_engine(request), *creds):
                 ctx.metrics.requests.labels(interface, kind, "denied").inc()
-                raise unauthorized("invalid credentials")
+                return text_error(401, "invalid credentials", CHALLENGE)
         elif "authorization" in request.headers:
-            raise unauthorized("unsupported authorization")
+            return text_error(401, "unsupported authorization", CHALLENGE)
         else:
             writable = False
             if verb_kind == "write":
                 ctx.metrics.requests.labels(interface, kind, "challenged").inc()
-                raise unauthorized("authentication required to write")
+                return text_error(401, "authentication required to write", CHALLENGE)
 
     try:
         if not ctx.store.known(sp.codebase):
@@ -136,12 +136,6 @@ async def smart_endpoint(request: Request, path: str, interface: Interface) -> R
         logger.error("repository for %s not usable: %s", sp.codebase, e)
         return text_error(503, f"repository not openable: {sp.codebase}")
 
-    try:
-        transport, jail_root = make_transports(ctx, sp, writable)
-    except bzr_errors.PathNotChild:
-        # A symlink planted in the store, leading outside it.
-        logger.warning("refusing %s: it resolves outside the store", path)
-        return text_error(404, f"not found: {path}")
     # Write requests on one repository run one at a time, across threads and
     # processes (replicas on a shared volume): a push whose insert commits
     # while another's autopack removes the packs it read fails in Breezy with
@@ -151,7 +145,9 @@ async def smart_endpoint(request: Request, path: str, interface: Interface) -> R
     lock = ctx.store.repository_path(sp.codebase) / WRITE_LOCK if writes else None
     # A push onto campaign/role needs campaign/ (Breezy does not create parents).
     prepare = (lambda: ctx.store.ensure_parent(sp)) if writes and sp.role else None
-    call = SmartCall(transport, jail_root, asyncio.get_running_loop(), write_lock=lock, prepare=prepare)
+    call = SmartCall(
+        lambda: make_transports(ctx, sp, writable), asyncio.get_running_loop(), write_lock=lock, prepare=prepare
+    )
 
     async def body() -> AsyncIterator[bytes]:
         if head:
@@ -172,6 +168,12 @@ async def smart_endpoint(request: Request, path: str, interface: Interface) -> R
             return text_error(413, f"request body larger than {ctx.settings.client_max_size} bytes")
         metrics.bytes_in.labels(interface).inc(size)
         first = await call.next_item()
+        if isinstance(first, Refused):
+            # A symlink planted in the store, leading outside it.
+            finished = True
+            metrics.requests.labels(interface, kind, "refused").inc()
+            logger.warning("refusing %s: it resolves outside the store", path)
+            return text_error(404, f"not found: {path}")
         if isinstance(first, NotUsable):
             finished = True
             metrics.requests.labels(interface, kind, "failed").inc()

@@ -14,17 +14,18 @@ uses to decide whether to ask for credentials before anything runs.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import collections
 import fcntl
 import logging
 import queue
 import struct
 import threading
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from breezy import errors as bzr_errors
 from breezy.bzr.smart import medium, protocol, request
 from breezy.transport import Transport
 from fastbencode import bdecode
@@ -159,6 +160,61 @@ class NotUsable(Exception):
     """The request's ``prepare`` step failed: the repository cannot be used."""
 
 
+class Refused(Exception):
+    """The request's path leads outside the store (a symlink planted in it)."""
+
+
+class Outbox:
+    """Items from a worker thread to the event loop, at most ``depth`` in flight.
+
+    The worker takes a slot and schedules the item's delivery on the loop
+    without waiting for it (an ``asyncio.Queue`` fed with
+    ``run_coroutine_threadsafe`` cost a task, a future and a wait for the
+    loop's answer per item); the loop gives the slot back when it takes the
+    item, so a slow client still stops the worker.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, depth: int = QUEUE_DEPTH) -> None:
+        self.loop = loop
+        self.slots = threading.Semaphore(depth)
+        self.items: collections.deque[object] = collections.deque()
+        self.waiter: asyncio.Future[None] | None = None
+
+    # worker thread
+    def put(self, item: object, cancelled: threading.Event) -> None:
+        while not self.slots.acquire(timeout=1.0):
+            if cancelled.is_set():
+                raise Aborted()
+        if cancelled.is_set():
+            raise Aborted()
+        try:
+            self.loop.call_soon_threadsafe(self._deliver, item)
+        except RuntimeError:  # the loop is closed: the service is stopping
+            raise Aborted() from None
+
+    # event loop
+    def _deliver(self, item: object) -> None:
+        self.items.append(item)
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self) -> object:
+        while not self.items:
+            self.waiter = self.loop.create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        self.slots.release()
+        return self.items.popleft()
+
+    def release_worker(self) -> None:
+        """Let a worker blocked on a full outbox go (and see that it was cancelled)."""
+        self.items.clear()
+        self.slots.release()
+
+
 class Output:
     """Breezy's response bytes on their way to the event loop.
 
@@ -205,59 +261,87 @@ class Output:
         return rest
 
 
-@dataclass
-class SmartCall:
-    """One smart request: fed by the event loop, run by a worker thread."""
+Transports = Callable[[], "tuple[Transport, Transport]"]
 
-    transport: Transport
-    jail_root: Transport
-    loop: asyncio.AbstractEventLoop
-    inbox: queue.Queue[object] = field(default_factory=lambda: queue.Queue(QUEUE_DEPTH))
-    outbox: asyncio.Queue[object] = field(default_factory=lambda: asyncio.Queue(QUEUE_DEPTH))
-    cancelled: threading.Event = field(default_factory=threading.Event)
-    bytes_out: int = 0
-    # Held (flock) while a write request runs: see WRITE_LOCK in routes.
-    write_lock: Path | None = None
-    # Run first in the worker thread (creating directories a write needs),
-    # rather than costing a thread hop of its own on the event loop.
-    prepare: Callable[[], None] | None = None
+
+class SmartCall:
+    """One smart request: fed by the event loop, run by a worker thread.
+
+    ``open_transports`` gives the request's transport and the jail's root;
+    it runs in the worker thread (it touches the file system), after
+    ``prepare`` (directories a write needs), and with ``write_lock`` (see
+    WRITE_LOCK in routes) held for writes.
+    """
+
+    def __init__(
+        self,
+        open_transports: Transports,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        write_lock: Path | None = None,
+        prepare: Callable[[], None] | None = None,
+    ) -> None:
+        self.open_transports = open_transports
+        self.loop = loop
+        self.write_lock = write_lock
+        self.prepare = prepare
+        self.inbox: queue.Queue[object] = queue.Queue(QUEUE_DEPTH)
+        self.outbox = Outbox(loop)
+        self.cancelled = threading.Event()
+        self.bytes_out = 0
+        self._body_done = False
 
     # ---- worker thread side
 
     def _emit(self, item: object) -> None:
-        future = asyncio.run_coroutine_threadsafe(self.outbox.put(item), self.loop)
-        while True:
-            try:
-                future.result(timeout=1.0)
-                return
-            except concurrent.futures.TimeoutError:
-                if self.cancelled.is_set():
-                    future.cancel()
-                    raise Aborted() from None
+        self.outbox.put(item, self.cancelled)
 
     def _emit_counted(self, item: bytes | Last) -> None:
         self.bytes_out += len(item.data if isinstance(item, Last) else item)
         self._emit(item)
 
+    def _next_chunk(self) -> object:
+        item = self.inbox.get()
+        if item is _EOF:
+            self._body_done = True
+        return item
+
+    def _drain(self) -> None:
+        """Take the rest of the body, so the event loop feeding it never waits on a full inbox."""
+        while not self._body_done:
+            try:
+                item = self.inbox.get(timeout=1.0)
+            except queue.Empty:
+                if self.cancelled.is_set():
+                    return
+                continue
+            self._body_done = item is _EOF
+
     def run(self) -> None:
         """Run the request to completion in this (worker) thread."""
-        if self.prepare is not None:
+        try:
             try:
-                self.prepare()
-            except OSError as e:
-                try:
-                    self._emit(NotUsable(str(e)))
-                except Aborted:
-                    pass
+                if self.prepare is not None:
+                    self.prepare()
+                transport, jail_root = self.open_transports()
+            except bzr_errors.PathNotChild as e:
+                self._emit(Refused(str(e)))
                 return
-        if self.write_lock is None:
-            self._run()
-            return
-        with open(self.write_lock, "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
-            self._run()
+            except OSError as e:
+                self._emit(NotUsable(str(e)))
+                return
+            if self.write_lock is None:
+                self._run(transport, jail_root)
+                return
+            with open(self.write_lock, "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+                self._run(transport, jail_root)
+        except Aborted:
+            logger.info("client went away; smart request abandoned")
+        finally:
+            self._drain()
 
-    def _run(self) -> None:
+    def _run(self, transport: Transport, jail_root: Transport) -> None:
         out = Output(self._emit_counted)
         write = out.write
 
@@ -276,7 +360,7 @@ class SmartCall:
 
         try:
             while True:
-                item = self.inbox.get()
+                item = self._next_chunk()
                 if item is _EOF:
                     break
                 assert isinstance(item, bytes)
@@ -286,14 +370,14 @@ class SmartCall:
                     if len(head) < len(V3_PREFIX) and V3_PREFIX.startswith(head):
                         continue
                     factory, unused = medium._get_protocol_factory_for_bytes(head)
-                    server_protocol = factory(self.transport, write, None, self.jail_root)
+                    server_protocol = factory(transport, write, None, jail_root)
                     item, head = unused, b""
                 if broken or server_protocol.next_read_size() == 0:
                     continue  # finished (or failed) early: drain the rest unread
                 accept(item)
             if server_protocol is None and head:
                 factory, unused = medium._get_protocol_factory_for_bytes(head)
-                server_protocol = factory(self.transport, write, None, self.jail_root)
+                server_protocol = factory(transport, write, None, jail_root)
                 accept(unused)
             incomplete = server_protocol is None or (not broken and server_protocol.next_read_size() != 0)
             if incomplete:
@@ -339,9 +423,7 @@ class SmartCall:
 
     def abandon(self) -> None:
         self.cancelled.set()
-        # Unblock a worker waiting on a full outbox.
-        while not self.outbox.empty():
-            self.outbox.get_nowait()
+        self.outbox.release_worker()
 
 
 ThreadRunner = Callable[[Callable[[], None]], "asyncio.Future[None]"]
