@@ -9,9 +9,11 @@ effects spread over all of them:
   - 16 concurrent branches of it;
   - push of 50 commits onto an existing branch (worker credentials).
 With --old-checkout DIR it also runs bzr-store (and the janitor-common it
-uses) from another checkout of this repository (an A/B of a change).
+uses) from another checkout of this repository (an A/B of a change). With
+--floor it also runs bench/bzr_http_floor.py, the least an HTTP smart server
+can do: what separates it from `brz serve` is Breezy's HTTP client's own cost.
 
-Usage: .venv/bin/python bench/bzr_store_ab.py [--reps N] [--old-checkout DIR]
+Usage: .venv/bin/python bench/bzr_store_ab.py [--reps N] [--only MEASURE] [--old-checkout DIR] [--floor]
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=9)
     parser.add_argument("--old-checkout", type=Path, help="another checkout of this repository to compare")
+    parser.add_argument("--floor", action="store_true", help="also measure bench/bzr_http_floor.py")
     parser.add_argument(
         "--only", action="append", choices=MEASURES, help="measure only this (repeatable; default: all)"
     )
@@ -58,7 +61,7 @@ def main() -> int:
     pg.start()
     redis.start()
     services: list[ServiceProcess] = []
-    serve: subprocess.Popen[bytes] | None = None
+    servers: list[subprocess.Popen[bytes]] = []
     try:
         url = pg.create_database("bench")
         migrate.upgrade(url)
@@ -121,8 +124,22 @@ def main() -> int:
             stderr=subprocess.DEVNULL,
             env={**os.environ, "BRZ_HOME": str(base)},
         )
+        servers.append(serve)
         B.wait_port(port, serve)
         urls["brz serve"] = f"bzr://127.0.0.1:{port}/{{cb}}/lintian-fixes/main"
+        if args.floor:
+            roots["floor"] = base / "floor"
+            roots["floor"].mkdir()
+            B.seed_repository(roots["floor"] / "medium", paths["medium"])
+            port = free_port()
+            floor = subprocess.Popen(
+                [sys.executable, str(Path(__file__).parent / "bzr_http_floor.py"), str(roots["floor"]), str(port)],
+                stdout=subprocess.DEVNULL,
+                env={**os.environ, "BRZ_HOME": str(base)},
+            )
+            servers.append(floor)
+            B.wait_port(port, floor)
+            urls["floor"] = f"bzr+http://127.0.0.1:{port}/bzr/{{cb}}/lintian-fixes/main"
 
         def location(key: str, codebase: str, write: bool = False) -> str:
             loc = urls[key].format(cb=codebase)
@@ -162,18 +179,19 @@ def main() -> int:
                 f"{k} {' / '.join(f'{v[m][-1]:.3f}' for m in measures)}" for k, v in results.items()
             ))  # fmt: skip
         print(f"\nbzr-store A/B benchmark, {args.reps} rotated repetitions (medians, seconds)\n")
-        print("| measurement | " + " | ".join(urls) + " | " + " | ".join(f"{k} / brz serve" for k in ways) + " |")
-        print("|---" * (len(urls) + len(ways) + 1) + "|")
+        others = [k for k in urls if k != "brz serve"]
+        print("| measurement | " + " | ".join(urls) + " | " + " | ".join(f"{k} / brz serve" for k in others) + " |")
+        print("|---" * (len(urls) + len(others) + 1) + "|")
         for m in measures:
             med = {k: statistics.median(v[m]) for k, v in results.items()}
-            ratios = " | ".join(f"{med[k] / med['brz serve']:.2f}" for k in ways)
+            ratios = " | ".join(f"{med[k] / med['brz serve']:.2f}" for k in others)
             print(f"| {m} | " + " | ".join(f"{med[k]:.3f}" for k in urls) + f" | {ratios} |")
     finally:
         for service in services:
             service.stop()
-        if serve is not None:
-            serve.terminate()
-            serve.wait(10)
+        for server in servers:
+            server.terminate()
+            server.wait(10)
         redis.stop()
         pg.stop()
         shutil.rmtree(base, ignore_errors=True)
