@@ -7,9 +7,9 @@ path it touches: the path must lie under the root, and no component below
 the root may be a symlink that leads outside it.
 
 The check runs on every file operation of every smart request, so it is
-cheap: only components below the root are looked at (one ``lstat`` each),
-and directories already verified are remembered for the rest of the request
-(all clones of one request's transport share the cache). The same transport
+cheap: a path's directory is verified once per request (one ``lstat`` per
+component below the root, remembered; all clones of one request's
+transport share what is remembered), then each path costs one ``lstat``. The same transport
 serves anonymous clients read-only, without a second decorating layer.
 """
 
@@ -28,36 +28,52 @@ class Jail:
 
     def __init__(self, root: str) -> None:
         self.root = os.path.realpath(root)
-        self.verified: set[str] = set()
+        self._inside = self.root + os.sep
+        # Directories below the root seen to be real directories, or symlinks
+        # staying inside it, mapped to where they really are.
+        self.verified: dict[str, str] = {}
 
     def check(self, path: str) -> str:
+        """``path`` unchanged if it stays inside the root; else PathNotChild."""
         norm = os.path.normpath(path)
-        root = self.root
-        if norm == root:
+        if norm == self.root:
             return path
-        if not norm.startswith(root + os.sep):
-            raise errors.PathNotChild(path, root)
-        parts = norm[len(root) + 1 :].split(os.sep)
-        prefix = root
-        for i, part in enumerate(parts):
-            prefix = prefix + os.sep + part
-            if prefix in self.verified:
-                continue
-            try:
-                st = os.lstat(prefix)
-            except (FileNotFoundError, NotADirectoryError):
-                return path  # nothing exists from here on, so no symlink either
-            if stat.S_ISLNK(st.st_mode):
-                real = os.path.realpath(prefix)
-                if real != root and not real.startswith(root + os.sep):
-                    raise errors.PathNotChild(path, root)
-                if i + 1 < len(parts):
-                    # Follow a symlink that stays inside, checking the rest from its target.
-                    self.check(os.path.join(real, *parts[i + 1 :]))
-                return path
-            elif stat.S_ISDIR(st.st_mode):
-                self.verified.add(prefix)
+        if not norm.startswith(self._inside):
+            raise errors.PathNotChild(path, self.root)
+        parent, _, name = norm.rpartition(os.sep)
+        real_parent = self._directory(parent)
+        if real_parent is not None:
+            self._follow(real_parent + os.sep + name, path)
         return path
+
+    def _directory(self, path: str) -> str | None:
+        """Where the directory ``path`` (normalised, inside the root) really is; None if it is none."""
+        if path == self.root:
+            return path
+        known = self.verified.get(path)
+        if known is not None:
+            return known
+        parent, _, name = path.rpartition(os.sep)
+        real_parent = self._directory(parent)
+        if real_parent is None:
+            return None  # nothing exists from here on, so no symlink either
+        real = self._follow(real_parent + os.sep + name, path)
+        if real is not None:
+            self.verified[path] = real
+        return real
+
+    def _follow(self, candidate: str, path: str) -> str | None:
+        """The real directory ``candidate`` is (None if it is not one); PathNotChild if it leads out."""
+        try:
+            st = os.lstat(candidate)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if stat.S_ISLNK(st.st_mode):
+            real = os.path.realpath(candidate)
+            if real != self.root and not real.startswith(self._inside):
+                raise errors.PathNotChild(path, self.root)
+            return real if os.path.isdir(real) else None
+        return candidate if stat.S_ISDIR(st.st_mode) else None
 
 
 class JailedLocalTransport(LocalTransport):  # type: ignore[misc]
