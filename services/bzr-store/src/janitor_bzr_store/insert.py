@@ -16,7 +16,11 @@ import threading
 from breezy.bzr.smart import repository as smart_repository
 from breezy.bzr.smart import request as smart_request
 
-INSERT_QUEUE_CHUNKS = 4
+# A chunk of a push's body is a whole group-compressed block (several MB
+# for big files): one waiting while the inserter works on another is
+# enough to keep it busy. With 4 the service peaked 20 MiB higher during a
+# 300 MB push, no faster.
+INSERT_QUEUE_CHUNKS = 1
 
 _VERBS = {
     b"Repository.insert_stream": smart_repository.SmartServerRepositoryInsertStream,
