@@ -1,6 +1,6 @@
 """Benchmark: bzr-store's public interface against `brz serve` and Breezy's WSGI server.
 
-Ways, measured in turn in every repetition:
+Ways, measured in turn in every repetition (the order rotated between repetitions):
   (a) bzr-store public interface (bzr+http, worker credentials for pushes)
   (b) `brz serve --allow-writes` (bzr://), the baseline ratios are taken against
   (c) Breezy's WSGI smart server under a threaded wsgiref server (bzr+http)
@@ -354,8 +354,10 @@ def main() -> int:
         work.mkdir()
 
         for rep in range(args.reps):
-            log(f"repetition {rep + 1}/{args.reps}")
-            for key in WAYS:
+            # Rotated, so that no way always goes first (onto cold caches).
+            order = WAYS[rep % len(WAYS) :] + WAYS[: rep % len(WAYS)]
+            log(f"repetition {rep + 1}/{args.reps}: {', '.join(WAY_NAMES[k] for k in order)}")
+            for key in order:
                 dest = work / f"{key}-{rep}"
                 dest.mkdir()
                 measure_way(ways[key], rep, dest, paths, record)
