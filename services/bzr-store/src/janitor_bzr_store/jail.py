@@ -9,8 +9,9 @@ the root may be a symlink that leads outside it.
 The check runs on every file operation of every smart request, so it is
 cheap: a path's directory is verified once per request (one ``lstat`` per
 component below the root, remembered; all clones of one request's
-transport share what is remembered), then each path costs one ``lstat``. The same transport
-serves anonymous clients read-only, without a second decorating layer.
+transport share what is remembered), then each path costs one ``lstat``.
+The same transport serves anonymous clients read-only, without a second
+decorating layer.
 """
 
 from __future__ import annotations
