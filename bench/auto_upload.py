@@ -32,7 +32,7 @@ import redis
 from janitor_common.db import migrate
 from janitor_common.debbuild import build_upload
 from janitor_common.devrun import ensure_signing_key
-from janitor_common.devstack import Postgres, RedisServer, free_port
+from janitor_common.devstack import Postgres, RedisServer, free_port, stop_cleanly_on_signals
 from janitor_common.testing import ServiceProcess, console_script, service_env
 
 
@@ -85,6 +85,7 @@ def bare_upload(artifacts: Path, scratch: Path, run_id: str, keyid: str, config:
 
 
 def main() -> int:
+    stop_cleanly_on_signals()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--builds", type=int, default=50, help="builds for the latency comparison")
     parser.add_argument("--backlog", type=int, default=200, help="builds in the backlog")

@@ -36,7 +36,7 @@ from pathlib import Path
 import psycopg
 
 from janitor_common.db import migrate
-from janitor_common.devstack import Postgres, RedisServer, free_port
+from janitor_common.devstack import Postgres, RedisServer, free_port, stop_cleanly_on_signals
 from janitor_common.testing import ServiceProcess, console_script, service_env
 
 BIN = Path(sys.executable).parent
@@ -310,6 +310,7 @@ def measure_way(
 
 
 def main() -> int:
+    stop_cleanly_on_signals()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--scale", type=float, default=1.0)

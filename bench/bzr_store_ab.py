@@ -35,13 +35,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 import bzr_store as B
 
 from janitor_common.db import migrate
-from janitor_common.devstack import Postgres, RedisServer, free_port
+from janitor_common.devstack import Postgres, RedisServer, free_port, stop_cleanly_on_signals
 from janitor_common.testing import ServiceProcess, console_script, service_env
 
 MEASURES = ("branch medium", "16 concurrent branches", "push 50 commits")
 
 
 def main() -> int:
+    stop_cleanly_on_signals()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=9)
     parser.add_argument("--old-checkout", type=Path, help="another checkout of this repository to compare")

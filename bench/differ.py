@@ -29,7 +29,7 @@ import psycopg
 
 from janitor_common.db import migrate
 from janitor_common.debbuild import build_deb
-from janitor_common.devstack import Postgres, RedisServer, free_port
+from janitor_common.devstack import Postgres, RedisServer, free_port, stop_cleanly_on_signals
 from janitor_common.testing import ServiceProcess, console_script, service_env
 
 OLD_V, NEW_V = "1.0-1~jan+unchanged1", "1.0-2~jan+lint1"
@@ -135,6 +135,7 @@ def wrk(url: str, accept: str, seconds: int, connections: int = 32) -> tuple[int
 
 
 def main() -> int:
+    stop_cleanly_on_signals()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=5, help="length of each warm load run")

@@ -22,7 +22,7 @@ import httpx
 import psycopg
 
 from .db import migrate
-from .devstack import DevStackError, Postgres, RedisServer, port_in_use
+from .devstack import DevStackError, Postgres, RedisServer, port_in_use, stop_cleanly_on_signals
 
 DEMO_CODEBASE = "demo"
 DEMO_WORKER = "demo-worker"
@@ -157,14 +157,8 @@ def wait_healthy(url: str, child: Child, timeout: float = 30) -> None:
     raise DevStackError(f"{child.name} did not become healthy at {url}")
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main() -> int:
-    # Stop cleanly on Ctrl-C and when killed politely, even if started with SIGINT ignored.
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
+    stop_cleanly_on_signals()
     run_dir = Path(os.environ.get("JANITOR_RUN_DIR", ".run")).absolute()
     run_dir.mkdir(exist_ok=True)
     run_dir.chmod(0o755)  # PostgreSQL runs as 'postgres' when we are root

@@ -23,6 +23,21 @@ import psycopg
 import redis as redis_sync
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def stop_cleanly_on_signals() -> None:
+    """SIGINT and SIGTERM raise KeyboardInterrupt, so ``finally`` blocks stop what was started.
+
+    Python's default SIGTERM ends the process at once, leaving the
+    PostgreSQL, Redis and service processes a run started behind; this also
+    holds when the run was started with SIGINT ignored (in the background).
+    """
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
 class DevStackError(RuntimeError):
     pass
 
