@@ -298,7 +298,7 @@ async def test_invalid_cache_entries_are_recomputed(client: httpx.AsyncClient, w
 
 
 async def test_unreadable_cache_entry_reads_as_missing(tmp_path: Path) -> None:
-    from janitor_differ.cache import DiffCache
+    from janitor_differ.cache import CacheKey, DiffCache
 
     cache = DiffCache(str(tmp_path / "cache"))
 
@@ -306,4 +306,4 @@ async def test_unreadable_cache_entry_reads_as_missing(tmp_path: Path) -> None:
         raise PermissionError(13, "Permission denied")
 
     cache.store.get = unreadable  # type: ignore[method-assign]
-    assert await cache.get("diffoscope_a_b", "raw") is None
+    assert await cache.get(CacheKey("diffoscope", "a", "b"), "raw") is None

@@ -128,6 +128,47 @@ def janitor_env(monkeypatch: pytest.MonkeyPatch, database_url: str, redis_url: s
     return env
 
 
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3-compatible HTTP endpoint: moto's standalone server in a subprocess."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(url + "/moto-api/", timeout=1)
+            break
+        except httpx.TransportError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError("moto server did not start") from None
+            time.sleep(0.1)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+def s3_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A new bucket on the moto server, with boto3's variables pointing at it; returns its name."""
+    import boto3
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    bucket = f"artifacts-{os.getpid()}-{time.monotonic_ns()}"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    return bucket
+
+
 @contextlib.asynccontextmanager
 async def asgi_client(app: ASGIApp, base_url: str = "http://test") -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client for an app in this process, with its lifespan run around it.

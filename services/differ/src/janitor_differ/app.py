@@ -47,7 +47,7 @@ def create_app(settings: DifferSettings, *, subscribe: bool = True) -> FastAPI:
             settings=settings,
             engine=state["engine"],
             artifacts=get_artifact_manager(artifact_location),
-            cache=DiffCache(cache_location(settings)),
+            cache=DiffCache(cache_location(settings), metrics.cache_write_failures),
             metrics=metrics,
         )
         precacher = Precacher(

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from janitor_common.artifacts import ArtifactManager, ArtifactsMissing
 
 from . import debdiff, diffoscope
-from .cache import DiffCache, entry_id, rendering_name
+from .cache import CacheKey, DiffCache, rendering_name
 from .debs import Deb, check_debs, fetch_debs, is_binary_package, pair_debs
 from .limits import Limits
 from .memo import BytesLRU, TTLCache
@@ -56,7 +56,7 @@ class Differ:
     metrics: DifferMetrics
     # Successful runs only: a run that failed may yet be retried under the same id.
     run_memo: TTLCache[str, RunInfo] = field(default_factory=lambda: TTLCache(300.0, 10_000))
-    renderings: BytesLRU[tuple[str, str]] = field(default_factory=lambda: BytesLRU(64 << 20))
+    renderings: BytesLRU[tuple[CacheKey, str]] = field(default_factory=lambda: BytesLRU(64 << 20))
 
     @property
     def limits(self) -> Limits:
@@ -77,9 +77,10 @@ class Differ:
 
         A pair already cached is served even if its artifacts have gone since.
         """
-        if self.cache.known(entry_id(tool, old.id, new.id), RAW):
+        key = CacheKey(tool, old.id, new.id)
+        if self.cache.known(key, RAW):
             return
-        if await self.cache.get(entry_id(tool, old.id, new.id), RAW) is not None:
+        if await self.cache.get(key, RAW) is not None:
             return
         for run in (old, new):
             try:
@@ -129,7 +130,7 @@ class Differ:
                 return text.encode("utf-8")
 
         data, hit = await self.cache.get_or_compute(
-            entry_id("debdiff", old.id, new.id), RAW, lambda: self._timed("debdiff", compute), _valid_text
+            CacheKey("debdiff", old.id, new.id), RAW, lambda: self._timed("debdiff", compute), _valid_text
         )
         (self.metrics.cache_hits if hit else self.metrics.cache_misses).labels("debdiff").inc()
         return data
@@ -158,7 +159,7 @@ class Differ:
                 return json.dumps(result).encode()
 
         data, hit = await self.cache.get_or_compute(
-            entry_id("diffoscope", old.id, new.id), RAW, lambda: self._timed("diffoscope", compute), _valid_json
+            CacheKey("diffoscope", old.id, new.id), RAW, lambda: self._timed("diffoscope", compute), _valid_json
         )
         (self.metrics.cache_hits if hit else self.metrics.cache_misses).labels("diffoscope").inc()
         parsed: dict[str, Any] = json.loads(data)
@@ -168,13 +169,13 @@ class Differ:
         self, tool: str, old: RunInfo, new: RunInfo, name: str, render: Callable[[], Awaitable[bytes]]
     ) -> bytes:
         """A rendering from memory, the shared cache, or ``render`` (once, then kept in both)."""
-        entry = entry_id(tool, old.id, new.id)
-        cached = self.renderings.get((entry, name)) or await self.cache.get(entry, name)
+        key = CacheKey(tool, old.id, new.id)
+        cached = self.renderings.get((key, name)) or await self.cache.get(key, name)
         if cached is not None:
             self.metrics.cache_hits.labels(tool).inc()
         else:
-            cached, _ = await self.cache.get_or_compute(entry, name, render)
-        self.renderings.put((entry, name), cached)
+            cached, _ = await self.cache.get_or_compute(key, name, render)
+        self.renderings.put((key, name), cached)
         return cached
 
     async def debdiff(self, old: RunInfo, new: RunInfo, media_type: str, filtered: bool) -> bytes:

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 class DifferMetrics:
     cache_hits: Counter
     cache_misses: Counter
+    cache_write_failures: Counter
     duration: Histogram
     failures: Counter
     queue_depth: Gauge
@@ -21,6 +22,11 @@ def make_metrics(registry: CollectorRegistry) -> DifferMetrics:
     return DifferMetrics(
         cache_hits=Counter("differ_cache_hits", "Requests answered from the cache", ["tool"], registry=registry),
         cache_misses=Counter("differ_cache_misses", "Requests that computed a result", ["tool"], registry=registry),
+        cache_write_failures=Counter(
+            "differ_cache_write_failures",
+            "Results served but not cached (the cache could not be written)",
+            registry=registry,
+        ),
         duration=Histogram(
             "differ_tool_duration_seconds",
             "Time to compute a diff, by tool",
