@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -43,22 +44,17 @@ def add_codebase(database_url: str, name: str) -> None:
         conn.execute("INSERT INTO codebase (name) VALUES (%s) ON CONFLICT DO NOTHING", (name,))
 
 
-@pytest.fixture(scope="module")
-def bzr_store(
-    database_factory: Callable[[], str], redis_server, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[BzrStore]:  # type: ignore[no-untyped-def]
-    database_url = database_factory()
-    add_codebase(database_url, "foo")
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("INSERT INTO worker (name, password) VALUES (%s, crypt(%s, gen_salt('bf')))", (WORKER, PASSWORD))
-    base = tmp_path_factory.mktemp("bzr-store")
+@contextlib.contextmanager
+def running_store(database_url: str, redis_url: str, base: Path, **env_overrides: str) -> Iterator[BzrStore]:
+    """A bzr-store process on free loopback ports, with ``JANITOR_*`` overrides."""
     vcs = base / "vcs"
     vcs.mkdir()
     admin, public = free_port(), free_port()
     env = service_env(
         JANITOR_DATABASE_URL=database_url,
-        JANITOR_REDIS_URL=redis_server.url,
+        JANITOR_REDIS_URL=redis_url,
         JANITOR_CAMPAIGNS=json.dumps([{"name": c} for c in CAMPAIGNS]),
+        **env_overrides,
     )
     proc = ServiceProcess(
         [
@@ -81,6 +77,24 @@ def bzr_store(
         yield BzrStore(vcs, f"http://127.0.0.1:{admin}", f"http://127.0.0.1:{public}", database_url, proc)
     finally:
         proc.stop()
+
+
+def store_database(database_factory: Callable[[], str]) -> str:
+    database_url = database_factory()
+    add_codebase(database_url, "foo")
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO worker (name, password) VALUES (%s, crypt(%s, gen_salt('bf')))", (WORKER, PASSWORD))
+    return database_url
+
+
+@pytest.fixture(scope="module")
+def bzr_store(
+    database_factory: Callable[[], str], redis_server, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BzrStore]:  # type: ignore[no-untyped-def]
+    with running_store(
+        store_database(database_factory), redis_server.url, tmp_path_factory.mktemp("bzr-store")
+    ) as store:
+        yield store
 
 
 @pytest.fixture

@@ -25,6 +25,8 @@ class BzrContext:
     campaigns: frozenset[str]
     codebases: CodebaseCache = field(default_factory=CodebaseCache)
     credentials: CredentialCache = field(default_factory=CredentialCache)
+    # Smart requests in progress on this interface (event loop only).
+    smart_active: int = 0
 
 
 def context_lifespan(settings: BzrStoreSettings, metrics: StoreMetrics, name: str) -> Any:

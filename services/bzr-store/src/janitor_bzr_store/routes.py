@@ -28,7 +28,18 @@ from . import diffcmd
 from .context import BzrContext, get_context
 from .history import UnknownRevision, revision_info
 from .jail import jailed_transport
-from .smart import Last, NotUsable, Refused, SmartCall, Unknown, response_outcome, sniff_verb, verb_class
+from .smart import (
+    Aborted,
+    BodyStalled,
+    Last,
+    NotUsable,
+    Refused,
+    SmartCall,
+    Unknown,
+    response_outcome,
+    sniff_verb,
+    verb_class,
+)
 from .store import SMART_SUFFIX, BadPath, StorePath, parse_store_path
 
 logger = logging.getLogger(__name__)
@@ -92,14 +103,18 @@ async def smart_endpoint(request: Request, path: str, interface: Interface) -> R
         return text_error(413, f"request body larger than {ctx.settings.client_max_size} bytes")
 
     # Read just enough of the body to know the verb.
+    idle = ctx.settings.body_idle_timeout
     stream = request.stream().__aiter__()
     head = b""
     verb: bytes | type[Unknown] | None = Unknown
     while verb is Unknown and len(head) < SNIFF_LIMIT:
         try:
-            head += await stream.__anext__()
+            head += await asyncio.wait_for(stream.__anext__(), idle)
         except StopAsyncIteration:
             break
+        except TimeoutError:
+            ctx.metrics.requests.labels(interface, "other", "stalled").inc()
+            return text_error(408, f"no request body for {idle:g}s", {"Connection": "close"})
         verb = sniff_verb(head)
     # Verbs Breezy does not know (or bytes that are no request) are run
     # read-only so Breezy answers them with its protocol error.
@@ -145,23 +160,46 @@ async def smart_endpoint(request: Request, path: str, interface: Interface) -> R
     lock = ctx.store.repository_path(sp.codebase) / WRITE_LOCK if writes else None
     # A push onto campaign/role needs campaign/ (Breezy does not create parents).
     prepare = (lambda: ctx.store.ensure_parent(sp)) if writes and sp.role else None
+    # Requests in progress are bounded: each holds up to QUEUE_DEPTH chunks
+    # of body and of response. Beyond the bound, a clear 503 rather than a wait.
+    if ctx.smart_active >= ctx.settings.max_smart_requests:
+        ctx.metrics.requests.labels(interface, kind, "busy").inc()
+        return text_error(503, "too many smart requests in progress; try again", {"Retry-After": "5"})
     call = SmartCall(
-        lambda: make_transports(ctx, sp, writable), asyncio.get_running_loop(), write_lock=lock, prepare=prepare
+        lambda: make_transports(ctx, sp, writable),
+        asyncio.get_running_loop(),
+        ctx.executor,
+        write_lock=lock,
+        prepare=prepare,
+        idle_timeout=idle,
     )
 
     async def body() -> AsyncIterator[bytes]:
         if head:
             yield head
-        async for chunk in stream:
+        while True:
+            try:
+                chunk = await asyncio.wait_for(stream.__anext__(), idle)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise BodyStalled() from None
             yield chunk
 
     metrics = ctx.metrics
     metrics.active.labels(interface).inc()
+    ctx.smart_active += 1
     finished = False
     streaming = False
     try:
-        asyncio.get_running_loop().run_in_executor(ctx.executor, call.run)
-        size = await call.feed(body(), ctx.settings.client_max_size)
+        try:
+            size = await call.feed(body(), ctx.settings.client_max_size)
+        except BodyStalled:
+            metrics.requests.labels(interface, kind, "stalled").inc()
+            logger.info("%s smart %s: no body bytes for %gs; dropped", interface, path, idle)
+            return text_error(408, f"request body stalled for {idle:g}s", {"Connection": "close"})
+        except Aborted:
+            return text_error(503, "service is stopping")
         if size < 0:
             call.abandon()
             metrics.requests.labels(interface, kind, "too-large").inc()
@@ -249,6 +287,7 @@ async def smart_endpoint(request: Request, path: str, interface: Interface) -> R
                 if not finished:
                     call.abandon()
                 metrics.active.labels(interface).dec()
+                ctx.smart_active -= 1
 
         streaming = True
         return StreamingResponse(produce(), media_type="application/octet-stream", headers={"Connection": "close"})
@@ -257,6 +296,7 @@ async def smart_endpoint(request: Request, path: str, interface: Interface) -> R
             if not finished:
                 call.abandon()
             metrics.active.labels(interface).dec()
+            ctx.smart_active -= 1
 
 
 async def repository_list(request: Request, base: str) -> Response:

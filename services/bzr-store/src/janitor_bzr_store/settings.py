@@ -13,7 +13,13 @@ class BzrStoreSettings(CommonSettings):
     public_port: int = 9930
     # Largest smart request body accepted (a push of a big history is one request).
     client_max_size: int = 2 << 30
-    # Threads running Breezy requests, per interface.
+    # Threads running Breezy requests, per interface. A request holds one
+    # only while it has bytes to process or a response to produce.
     smart_threads: int = 32
+    # Smart requests in progress per interface; more are answered 503 with Retry-After.
+    max_smart_requests: int = 256
+    # Seconds without a byte of a request body (or a read of its response)
+    # before the request is dropped (408, or the connection closed).
+    body_idle_timeout: float = 60.0
     # Seconds a diff may take before it is killed (504).
     diff_timeout: float = 60.0

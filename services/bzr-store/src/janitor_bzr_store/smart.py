@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
+import contextlib
 import fcntl
 import logging
-import queue
 import struct
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from breezy import errors as bzr_errors
 from breezy.bzr.smart import medium, protocol, request
@@ -48,7 +50,6 @@ OUT_CHUNK = 64 * 1024  # largest hand-over to the event loop
 # to this size (see Output).
 SMALL_RESPONSE = 4 * 1024
 QUEUE_DEPTH = 8  # chunks in flight each way: bounds memory per request
-_EOF = object()
 
 
 class Unknown:
@@ -174,16 +175,28 @@ class Outbox:
     item, so a slow client still stops the worker.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, depth: int = QUEUE_DEPTH) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, depth: int = QUEUE_DEPTH, idle_timeout: float | None = None
+    ) -> None:
         self.loop = loop
+        # A client that reads nothing of the response for this long is
+        # dropped: its request would hold a pool thread for as long as it liked.
+        self.idle_timeout = idle_timeout
         self.slots = threading.Semaphore(depth)
         self.items: collections.deque[object] = collections.deque()
         self.waiter: asyncio.Future[None] | None = None
 
     # worker thread
     def put(self, item: object, cancelled: threading.Event) -> None:
+        deadline = None if self.idle_timeout is None else time.monotonic() + self.idle_timeout
         while not self.slots.acquire(timeout=1.0):
             if cancelled.is_set():
+                raise Aborted()
+            if deadline is not None and time.monotonic() > deadline:
+                logger.warning("client read nothing for %gs; dropping its smart response", self.idle_timeout)
+                # Past the bound on purpose: the loop must learn the response ends here.
+                with contextlib.suppress(RuntimeError):
+                    self.loop.call_soon_threadsafe(self._deliver, Aborted("client stopped reading"))
                 raise Aborted()
         if cancelled.is_set():
             raise Aborted()
@@ -264,32 +277,63 @@ class Output:
 Transports = Callable[[], "tuple[Transport, Transport]"]
 
 
+class BodyStalled(Exception):
+    """No byte of the request body arrived within the idle timeout."""
+
+
 class SmartCall:
-    """One smart request: fed by the event loop, run by a worker thread.
+    """One smart request: fed by the event loop, run in a worker pool's threads.
+
+    A thread is held only while there are body bytes to process (or a
+    response to produce), never while the client is yet to send them: the
+    event loop queues what arrives and starts a *pump* on the pool when none
+    is running; the pump processes what is queued and returns when the queue
+    is empty. Before, each request's thread waited on its body, so 32
+    clients that sent part of a request and stalled held the whole pool and
+    the public port answered nobody.
 
     ``open_transports`` gives the request's transport and the jail's root;
-    it runs in the worker thread (it touches the file system), after
-    ``prepare`` (directories a write needs), and with ``write_lock`` (see
-    WRITE_LOCK in routes) held for writes.
+    it runs in the pool (it touches the file system), after ``prepare``
+    (directories a write needs), and with ``write_lock`` (see WRITE_LOCK in
+    routes) held for writes, until the request ends. Breezy's handlers may
+    thus run one chunk in one thread and the next in another, never two at
+    once; what they keep per thread (the jail's transports) they set up and
+    tear down around each call.
     """
 
     def __init__(
         self,
         open_transports: Transports,
         loop: asyncio.AbstractEventLoop,
+        executor: concurrent.futures.Executor,
         *,
         write_lock: Path | None = None,
         prepare: Callable[[], None] | None = None,
+        idle_timeout: float = 60.0,
     ) -> None:
         self.open_transports = open_transports
         self.loop = loop
+        self.executor = executor
         self.write_lock = write_lock
         self.prepare = prepare
-        self.inbox: queue.Queue[object] = queue.Queue(QUEUE_DEPTH)
-        self.outbox = Outbox(loop)
+        self.idle_timeout = idle_timeout
+        self.outbox = Outbox(loop, idle_timeout=idle_timeout)
         self.cancelled = threading.Event()
         self.bytes_out = 0
-        self._body_done = False
+        # Body chunks waiting for the pump; None ends the body.
+        self._pending: collections.deque[bytes | None] = collections.deque()
+        self._guard = threading.Lock()
+        self._pumping = False
+        self._space = asyncio.Event()
+        # Worker side, touched only by the one pump running at a time.
+        self._started = False
+        self._finished = False
+        self._lock_file: IO[str] | None = None
+        self._protocol: Any = None
+        self._head = b""
+        self._broken = False
+        self._out: Output | None = None
+        self._transports: tuple[Transport, Transport] | None = None
 
     # ---- worker thread side
 
@@ -300,102 +344,124 @@ class SmartCall:
         self.bytes_out += len(item.data if isinstance(item, Last) else item)
         self._emit(item)
 
-    def _next_chunk(self) -> object:
-        item = self.inbox.get()
-        if item is _EOF:
-            self._body_done = True
-        return item
-
-    def _drain(self) -> None:
-        """Take the rest of the body, so the event loop feeding it never waits on a full inbox."""
-        while not self._body_done:
-            try:
-                item = self.inbox.get(timeout=1.0)
-            except queue.Empty:
-                if self.cancelled.is_set():
+    def _pump(self) -> None:
+        """Process the queued chunks in order; return when none is left."""
+        while True:
+            with self._guard:
+                if not self._pending:
+                    self._pumping = False
                     return
-                continue
-            self._body_done = item is _EOF
-
-    def run(self) -> None:
-        """Run the request to completion in this (worker) thread."""
-        try:
+                item = self._pending.popleft()
+                freed = len(self._pending) == QUEUE_DEPTH - 1
+            if freed:
+                with contextlib.suppress(RuntimeError):  # the loop is closed: stopping
+                    self.loop.call_soon_threadsafe(self._space.set)
+            if self._finished:
+                continue  # finished (or failed) early: drain the rest unread
             try:
-                if self.prepare is not None:
-                    self.prepare()
-                transport, jail_root = self.open_transports()
-            except bzr_errors.PathNotChild as e:
-                self._emit(Refused(str(e)))
-                return
-            except OSError as e:
-                self._emit(NotUsable(str(e)))
-                return
-            if self.write_lock is None:
-                self._run(transport, jail_root)
-                return
-            with open(self.write_lock, "a") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
-                self._run(transport, jail_root)
-        except Aborted:
-            logger.info("client went away; smart request abandoned")
-        finally:
-            self._drain()
-
-    def _run(self, transport: Transport, jail_root: Transport) -> None:
-        out = Output(self._emit_counted)
-        write = out.write
-
-        server_protocol: Any = None
-        head = b""
-        broken = False
-
-        def accept(data: bytes) -> None:
-            nonlocal broken
-            try:
-                server_protocol.accept_bytes(data)
-            except Exception as e:
-                logger.warning("malformed smart request: %s: %s", type(e).__name__, e)
-                broken = True
-                out.replace_unsent(BAD_REQUEST)
-
-        try:
-            while True:
-                item = self._next_chunk()
-                if item is _EOF:
-                    break
-                assert isinstance(item, bytes)
-                if server_protocol is None:
-                    # Enough bytes to recognise the protocol version first.
-                    head += item
-                    if len(head) < len(V3_PREFIX) and V3_PREFIX.startswith(head):
-                        continue
-                    factory, unused = medium._get_protocol_factory_for_bytes(head)
-                    server_protocol = factory(transport, write, None, jail_root)
-                    item, head = unused, b""
-                if broken or server_protocol.next_read_size() == 0:
-                    continue  # finished (or failed) early: drain the rest unread
-                accept(item)
-            if server_protocol is None and head:
-                factory, unused = medium._get_protocol_factory_for_bytes(head)
-                server_protocol = factory(transport, write, None, jail_root)
-                accept(unused)
-            incomplete = server_protocol is None or (not broken and server_protocol.next_read_size() != 0)
-            if incomplete:
-                # What Breezy's HTTP server answers, and clients expect, for a
-                # truncated request (or one in a protocol we do not speak).
-                out.replace_unsent(INCOMPLETE)
-            # The last bytes and the end travel together: one hand-over, not two.
-            self._emit_counted(Last(out.take_rest()))
-        except Aborted:
-            logger.info("client went away; smart request abandoned")
-        except BaseException as e:
-            logger.exception("smart request failed")
-            try:
-                self._emit(e)
+                self._step(item)
             except Aborted:
-                pass
+                logger.info("client went away; smart request abandoned")
+                self._finish_worker()
+            except BaseException as e:
+                logger.exception("smart request failed")
+                self._finish_worker()
+                with contextlib.suppress(Aborted):
+                    self._emit(e)
+
+    def _finish_worker(self) -> None:
+        self._finished = True
+        if self._lock_file is not None:
+            self._lock_file.close()  # releases the flock
+            self._lock_file = None
+
+    def _start(self) -> bool:
+        self._started = True
+        if self.cancelled.is_set():
+            self._finish_worker()
+            return False
+        try:
+            if self.prepare is not None:
+                self.prepare()
+            self._transports = self.open_transports()
+        except bzr_errors.PathNotChild as e:
+            self._finish_worker()
+            self._emit(Refused(str(e)))
+            return False
+        except OSError as e:
+            self._finish_worker()
+            self._emit(NotUsable(str(e)))
+            return False
+        if self.write_lock is not None:
+            self._lock_file = open(self.write_lock, "a")  # noqa: SIM115 - held until the request ends
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+        self._out = Output(self._emit_counted)
+        return True
+
+    def _accept(self, data: bytes) -> None:
+        assert self._out is not None
+        try:
+            self._protocol.accept_bytes(data)
+        except Exception as e:
+            logger.warning("malformed smart request: %s: %s", type(e).__name__, e)
+            self._broken = True
+            self._out.replace_unsent(BAD_REQUEST)
+
+    def _new_protocol(self, data: bytes) -> bytes:
+        assert self._transports is not None and self._out is not None
+        transport, jail_root = self._transports
+        factory, unused = medium._get_protocol_factory_for_bytes(data)
+        self._protocol = factory(transport, self._out.write, None, jail_root)
+        return bytes(unused)
+
+    def _step(self, item: bytes | None) -> None:
+        if not self._started and not self._start():
+            return
+        if item is None:
+            self._end()
+            return
+        if self._protocol is None:
+            # Enough bytes to recognise the protocol version first.
+            self._head += item
+            if len(self._head) < len(V3_PREFIX) and V3_PREFIX.startswith(self._head):
+                return
+            item, self._head = self._new_protocol(self._head), b""
+        if self._broken or self._protocol.next_read_size() == 0:
+            return  # finished (or failed) early: the rest is read and dropped
+        self._accept(item)
+
+    def _end(self) -> None:
+        assert self._out is not None
+        if self._protocol is None and self._head:
+            self._accept(self._new_protocol(self._head))
+        incomplete = self._protocol is None or (not self._broken and self._protocol.next_read_size() != 0)
+        if incomplete:
+            # What Breezy's HTTP server answers, and clients expect, for a
+            # truncated request (or one in a protocol we do not speak).
+            self._out.replace_unsent(INCOMPLETE)
+        rest = self._out.take_rest()
+        self._finish_worker()
+        # The last bytes and the end travel together: one hand-over, not two.
+        self._emit_counted(Last(rest))
 
     # ---- event loop side
+
+    async def _put(self, item: bytes | None) -> None:
+        # The end of the body is queued whatever the depth: the pump always
+        # gets it, and so always finishes the request and drops its lock.
+        while item is not None and len(self._pending) >= QUEUE_DEPTH and not self.cancelled.is_set():
+            self._space.clear()
+            await self._space.wait()
+        with self._guard:
+            self._pending.append(item)
+            start = not self._pumping
+            self._pumping = True
+        if start:
+            try:
+                self.loop.run_in_executor(self.executor, self._pump)
+            except RuntimeError:  # the pool is shut down: the service is stopping
+                self.abandon()
+                raise Aborted() from None
 
     async def feed(self, chunks: AsyncIterator[bytes], limit: int) -> int:
         """Pass the request body to the worker; returns its size, or -1 past ``limit``."""
@@ -407,16 +473,11 @@ class SmartCall:
                 size += len(chunk)
                 if size > limit:
                     return -1
-                try:
-                    self.inbox.put_nowait(chunk)
-                except queue.Full:
-                    await asyncio.to_thread(self.inbox.put, chunk)
+                await self._put(chunk)
             return size
         finally:
-            try:
-                self.inbox.put_nowait(_EOF)
-            except queue.Full:
-                await asyncio.to_thread(self.inbox.put, _EOF)
+            with contextlib.suppress(Aborted):
+                await self._put(None)
 
     async def next_item(self) -> object:
         return await self.outbox.get()
@@ -424,6 +485,4 @@ class SmartCall:
     def abandon(self) -> None:
         self.cancelled.set()
         self.outbox.release_worker()
-
-
-ThreadRunner = Callable[[Callable[[], None]], "asyncio.Future[None]"]
+        self._space.set()
