@@ -29,7 +29,6 @@ from .context import BzrContext, get_context
 from .history import UnknownRevision, revision_info
 from .jail import jailed_transport
 from .smart import (
-    Aborted,
     BodyStalled,
     Last,
     NotUsable,
@@ -109,7 +108,8 @@ async def smart_endpoint(request: Request, path: str, interface: Interface) -> R
     verb: bytes | type[Unknown] | None = Unknown
     while verb is Unknown and len(head) < SNIFF_LIMIT:
         try:
-            head += await asyncio.wait_for(stream.__anext__(), idle)
+            async with asyncio.timeout(idle):
+                head += await stream.__anext__()
         except StopAsyncIteration:
             break
         except TimeoutError:
@@ -179,7 +179,8 @@ async def smart_endpoint(request: Request, path: str, interface: Interface) -> R
             yield head
         while True:
             try:
-                chunk = await asyncio.wait_for(stream.__anext__(), idle)
+                async with asyncio.timeout(idle):  # no task per chunk, as wait_for makes
+                    chunk = await stream.__anext__()
             except StopAsyncIteration:
                 return
             except TimeoutError:
@@ -198,8 +199,6 @@ async def smart_endpoint(request: Request, path: str, interface: Interface) -> R
             metrics.requests.labels(interface, kind, "stalled").inc()
             logger.info("%s smart %s: no body bytes for %gs; dropped", interface, path, idle)
             return text_error(408, f"request body stalled for {idle:g}s", {"Connection": "close"})
-        except Aborted:
-            return text_error(503, "service is stopping")
         if size < 0:
             call.abandon()
             metrics.requests.labels(interface, kind, "too-large").inc()

@@ -457,11 +457,16 @@ class SmartCall:
             start = not self._pumping
             self._pumping = True
         if start:
-            try:
-                self.loop.run_in_executor(self.executor, self._pump)
-            except RuntimeError:  # the pool is shut down: the service is stopping
-                self.abandon()
-                raise Aborted() from None
+            # Started once this step of the loop is over: a small body's end,
+            # read in the same step, goes to the same pump (one hand-over, not two).
+            self.loop.call_soon(self._start_pump)
+
+    def _start_pump(self) -> None:
+        try:
+            self.loop.run_in_executor(self.executor, self._pump)
+        except RuntimeError:  # the pool is shut down: the service is stopping
+            self.abandon()
+            self.outbox._deliver(Aborted("service is stopping"))
 
     async def feed(self, chunks: AsyncIterator[bytes], limit: int) -> int:
         """Pass the request body to the worker; returns its size, or -1 past ``limit``."""
