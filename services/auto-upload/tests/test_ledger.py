@@ -32,14 +32,45 @@ async def test_claim_upload_once(engine: AsyncEngine) -> None:
     assert await ledger.mark_failed(engine, second, "w1", "debsign: no secret key")
     assert await ledger.claim(engine, "w2", 60) is None  # neither comes back by itself
     assert await ledger.record_pending(engine, "run1", ["foo_1.0_source.changes"]) == 0  # backfill adds nothing
-    states = {e.changes_filename: (e.state, e.last_error) for e in await ledger.entries(engine)}
+    states = {e.changes_filename: (e.state, e.last_error, e.output) for e in await ledger.entries(engine)}
     assert states == {
-        first.changes_filename: ("uploaded", "dput output"),
-        second.changes_filename: ("failed", "debsign: no secret key"),
+        first.changes_filename: ("uploaded", None, "dput output"),  # a success carries no error
+        second.changes_filename: ("failed", "debsign: no secret key", None),
     }
+    assert await ledger.run_settled(engine, "run1")
     assert [e.state for e in await ledger.entries(engine, "failed")] == ["failed"]
     with pytest.raises(ValueError):
         await ledger.entries(engine, "bogus")
+
+
+async def test_renewal_keeps_a_lease_and_tells_a_lost_one(engine: AsyncEngine) -> None:
+    await ledger.record_pending(engine, "run1", ["a.changes"])
+    held = await ledger.claim(engine, "w1", 0.5)
+    assert held is not None and not await ledger.run_settled(engine, "run1")
+    for _ in range(3):
+        await asyncio.sleep(0.3)
+        assert await ledger.renew(engine, held, "w1", 0.5)  # renewed in time: nobody else may claim it
+        assert await ledger.claim(engine, "w2", 0.5) is None
+    await asyncio.sleep(0.7)  # the holder stops renewing
+    taken = await ledger.claim(engine, "w2", 60)
+    assert taken is not None and taken.attempts == 2
+    assert not await ledger.renew(engine, held, "w1", 0.5)  # the old holder learns it lost the row
+
+
+async def test_force_marks_the_row_forced_until_the_attempt_clears_it(engine: AsyncEngine) -> None:
+    await ledger.record_pending(engine, "run1", ["a.changes"])
+    first = await ledger.claim(engine, "w1", 60)
+    assert first is not None and not first.forced
+    assert await ledger.mark_uploaded(engine, first, "w1", "ok")
+    assert await ledger.force(engine, "run1") == 1
+    again = await ledger.claim(engine, "w1", 60)
+    assert again is not None and again.forced
+    assert await ledger.clear_forced(engine, again, "w1")
+    assert await ledger.mark_uploaded(engine, again, "w1", "ok again")
+    await ledger.force(engine, "run1")
+    await ledger.clear_forced(engine, again, "w1")  # not holding it: no effect
+    third = await ledger.claim(engine, "w1", 60)
+    assert third is not None and third.forced
 
 
 async def test_expired_lease_is_claimed_again_and_the_old_holder_cannot_finish(engine: AsyncEngine) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,8 +26,15 @@ BUILDS = 50
 
 
 def start_service(
-    name: str, database_url: str, redis_url: str, target: Target, keyring: Keyring, tmp_path: Path
+    name: str,
+    database_url: str,
+    redis_url: str,
+    target: Target,
+    keyring: Keyring,
+    tmp_path: Path,
+    **extra_env: str,
 ) -> ServiceProcess:
+    """The service with its default lease (30 s), as deployed, unless ``extra_env`` says otherwise."""
     port = free_port()
     argv = [
         console_script("janitor-auto-upload"),
@@ -50,11 +58,11 @@ def start_service(
         JANITOR_REDIS_URL=redis_url,
         JANITOR_ARTIFACT_LOCATION=str(target.artifacts),
         JANITOR_UPLOAD_CONCURRENCY="3",
-        JANITOR_LEASE_SECONDS="4",
         JANITOR_CATCHUP_INTERVAL="1",
         JANITOR_RETRY_BASE_SECONDS="0.2",
         GNUPGHOME=str(keyring.home),
     )
+    env.update(extra_env)
     proc = ServiceProcess(argv, env, f"http://127.0.0.1:{port}/health", tmp_path / f"{name}.log")
     proc.start()
     return proc
@@ -78,6 +86,20 @@ def descendants(pid: int) -> list[int]:
             found.append(child)
             todo.append(child)
     return found
+
+
+def signal_all(proc: ServiceProcess, sig: int) -> None:
+    """Send ``sig`` to the service and everything it started (freeze or thaw a whole container)."""
+    assert proc.proc is not None
+    for pid in [proc.proc.pid, *descendants(proc.proc.pid)]:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def state_files(target: Target) -> list[Path]:
+    return [p for p in target.state.rglob("*") if p.is_file()] if target.state.exists() else []
 
 
 def kill_all(proc: ServiceProcess) -> int:
@@ -116,27 +138,40 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None
         time.sleep(0.02)
 
 
-def hold_one_finished_upload(database_url: str, target: Target) -> tuple[psycopg.Connection, str]:
-    """Lock a row being uploaded, so its dput finishes but the ledger cannot hear of it."""
+def hold_one_finished_upload(
+    database_url: str, service: ServiceProcess, upload_server: UploadServer
+) -> tuple[psycopg.Connection, str]:
+    """Lock the row of an upload dput is sending, so dput finishes but the ledger cannot hear of it.
+
+    The lock is taken while dput waits at the target, after the holder has
+    confirmed its lease (which it could not do through our lock).
+    """
+    assert service.proc is not None
+    upload_server.hold()
+    wait_until(lambda: upload_server.parked >= 1, 60, "an upload parked at the target")
+    run_id = None
+    for pid in descendants(service.proc.pid):
+        try:
+            if b"dput" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                run_id = os.path.basename(os.readlink(f"/proc/{pid}/cwd"))
+                break
+        except OSError:
+            continue
+    assert run_id is not None, "a dput is running"
     conn = psycopg.connect(database_url)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        with conn.cursor() as cur:
-            cur.execute("SELECT run_id FROM auto_upload WHERE state = 'uploading'")
-            for (run_id,) in cur.fetchall():
-                try:
-                    row = cur.execute(
-                        "SELECT state FROM auto_upload WHERE run_id = %s FOR UPDATE NOWAIT", (run_id,)
-                    ).fetchone()
-                except psycopg.errors.LockNotAvailable:
-                    conn.rollback()
-                    continue
-                if row == ("uploading",):
-                    return conn, run_id
-                conn.rollback()
-        conn.rollback()
-        time.sleep(0.01)
-    raise AssertionError("no upload in progress to hold")
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            row = conn.execute("SELECT state FROM auto_upload WHERE run_id = %s FOR UPDATE NOWAIT", (run_id,))
+            assert row.fetchone() == ("uploading",)
+            break
+        except psycopg.errors.LockNotAvailable:  # a lease renewal, for a moment
+            conn.rollback()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+    upload_server.release(refuse=False)  # the parked uploads complete
+    return conn, run_id
 
 
 @pytest.mark.timeout(300)
@@ -146,7 +181,7 @@ def test_sigkill_mid_run_then_restart_uploads_each_exactly_once(
     expected = prepare_builds(database_url, target, "k")
     first = start_service("first", database_url, redis_url, target, keyring, tmp_path)
     try:
-        lock, held_run = hold_one_finished_upload(database_url, target)
+        lock, held_run = hold_one_finished_upload(database_url, first, upload_server)
         held_log = target.state / held_run / f"{held_run.replace('-', '')}_1.0_source.web.upload"
         # dput finished (its log is written); the worker now waits on our lock to record it.
         wait_until(held_log.exists, 60, f"dput log for {held_run}")
@@ -167,16 +202,23 @@ def test_sigkill_mid_run_then_restart_uploads_each_exactly_once(
     assert killed >= 1, "tools were running when the kill came"
     assert upload_server.uploads()[held_run.replace("-", "") + "_1.0_source.changes"] == 1
 
+    # Restarted at once, with the default 30 s lease: the dead process's claims
+    # are taken up again when their leases lapse, well within a minute.
     second = start_service("second", database_url, redis_url, target, keyring, tmp_path)
     try:
-        wait_until(lambda: set(upload_server.uploads()) == expected, 120, "all 50 uploaded after the restart")
+        wait_until(lambda: set(upload_server.uploads()) == expected, 60, "all 50 uploaded within 60 s of the restart")
         wait_until(lambda: set(ledger_states(database_url).values()) == {"uploaded"}, 30, "ledger all uploaded")
+        wait_until(lambda: state_files(target) == [], 30, "work directories removed once uploaded")
     finally:
         second.stop()
     assert upload_server.uploads() == dict.fromkeys(expected, 1)
     with psycopg.connect(database_url) as conn:
-        (log,) = conn.execute("SELECT last_error FROM auto_upload WHERE run_id = %s", (held_run,)).fetchone()  # type: ignore[misc]
-    assert log == "dput log found after a restart"
+        (error, output) = conn.execute(  # type: ignore[misc]
+            "SELECT last_error, output FROM auto_upload WHERE run_id = %s", (held_run,)
+        ).fetchone()
+        errors = conn.execute("SELECT count(*) FROM auto_upload WHERE last_error IS NOT NULL").fetchone()
+    assert error is None and output.startswith("dput log found after a restart")
+    assert errors == (0,), "successful uploads carry no error"
 
 
 @pytest.mark.timeout(300)
@@ -188,6 +230,7 @@ def test_two_replicas_upload_each_exactly_once(
         expected = prepare_builds(database_url, target, "r")
         wait_until(lambda: set(upload_server.uploads()) == expected, 120, "all 50 uploaded")
         wait_until(lambda: set(ledger_states(database_url).values()) == {"uploaded"}, 30, "ledger all uploaded")
+        wait_until(lambda: state_files(target) == [], 30, "work directories removed once uploaded")
         time.sleep(2)  # another catch-up round: still nothing uploaded twice
     finally:
         for replica in replicas:
@@ -222,3 +265,82 @@ def test_sigterm_abandons_the_upload_in_hand_within_20s(
         wait_until(lambda: upload_server.uploads() == {"term_1.0_source.changes": 1}, 60, "uploaded after restart")
     finally:
         again.stop()
+
+
+@pytest.mark.timeout(180)
+def test_a_frozen_holder_loses_its_claim_and_uploads_nothing_when_thawed(
+    database_url: str, redis_url: str, target: Target, keyring: Keyring, upload_server: UploadServer, tmp_path: Path
+) -> None:
+    build_upload(target.artifacts / "s-0", "frozen", "1.0", binary=False)
+    add_build(database_url, "s-0", "frozen", "1.0")
+    slow = tmp_path / "slow-bin"
+    slow.mkdir()
+    (slow / "debsign").write_text('#!/bin/sh\nsleep 3\nexec /usr/bin/debsign "$@"\n')
+    (slow / "debsign").chmod(0o755)
+    lease = {"JANITOR_LEASE_SECONDS": "3"}
+    holder = start_service(
+        "holder", database_url, redis_url, target, keyring, tmp_path, PATH=f"{slow}:{os.environ['PATH']}", **lease
+    )
+    taker = None
+    try:
+        assert holder.proc is not None
+        pid = holder.proc.pid
+        wait_until(
+            lambda: any("sleep" in Path(f"/proc/{p}/cmdline").read_text(errors="replace") for p in descendants(pid)),
+            60,
+            "the holder is signing",
+        )
+        signal_all(holder, signal.SIGSTOP)  # frozen, tools and all, past its lease
+        taker = start_service("taker", database_url, redis_url, target, keyring, tmp_path, **lease)
+        wait_until(lambda: upload_server.uploads() == {"frozen_1.0_source.changes": 1}, 60, "the taker uploaded")
+        wait_until(lambda: ledger_states(database_url) == {"s-0": "uploaded"}, 30, "ledger uploaded")
+        signal_all(holder, signal.SIGCONT)
+        wait_until(lambda: "lease lost (another worker holds it)" in holder.log(), 30, "the holder saw its loss")
+        time.sleep(5)  # its debsign ends meanwhile: nothing may follow it
+    finally:
+        signal_all(holder, signal.SIGCONT)
+        holder.stop()
+        if taker is not None:
+            taker.stop()
+    assert upload_server.uploads() == {"frozen_1.0_source.changes": 1}
+    assert "frozen_1.0_source.changes: uploaded to web" not in holder.log()
+    with psycopg.connect(database_url) as conn:
+        (claimed_by,) = conn.execute("SELECT claimed_by FROM auto_upload").fetchone()  # type: ignore[misc]
+    assert taker is not None and taker.proc is not None and claimed_by.split(":")[1] == str(taker.proc.pid)
+
+
+@pytest.mark.timeout(180)
+def test_force_uploads_again_exactly_once(
+    database_url: str, redis_url: str, target: Target, keyring: Keyring, upload_server: UploadServer, tmp_path: Path
+) -> None:
+    build_upload(target.artifacts / "f-0", "forced", "1.0", binary=False)
+    add_build(database_url, "f-0", "forced", "1.0")
+    service = start_service("force", database_url, redis_url, target, keyring, tmp_path)
+    name = "forced_1.0_source.changes"
+    try:
+        wait_until(lambda: upload_server.uploads() == {name: 1}, 60, "first upload")
+        wait_until(lambda: ledger_states(database_url) == {"f-0": "uploaded"}, 30, "ledger uploaded")
+        # Once with the run's work directory (and dput's log) gone, once with the log still there.
+        for expected, keep_log in ((2, False), (3, True)):
+            if keep_log:
+                workdir = target.state / "f-0"
+                workdir.mkdir(parents=True, exist_ok=True)
+                (workdir / "forced_1.0_source.web.upload").write_text("an earlier upload\n")
+            env = service_env(JANITOR_DATABASE_URL=database_url, JANITOR_REDIS_URL=redis_url)
+            forced = subprocess.run(
+                [console_script("janitor-auto-upload"), "force", "f-0"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert forced.returncode == 0, forced.stderr
+            wait_until(lambda n=expected: upload_server.uploads() == {name: n}, 60, f"upload number {expected}")
+            wait_until(lambda: ledger_states(database_url) == {"f-0": "uploaded"}, 30, "ledger uploaded")
+            time.sleep(2)
+            assert upload_server.uploads() == {name: expected}, "force sends once more, exactly once"
+    finally:
+        service.stop()
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT last_error, forced, attempts, output IS NOT NULL FROM auto_upload").fetchone()
+    assert row == (None, False, 3, True)

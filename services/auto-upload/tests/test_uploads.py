@@ -227,18 +227,24 @@ def test_backfill_twice_uploads_once(database_url: str, redis_url: str, target: 
     assert unknown.returncode == 1 and "nothing in the ledger for no-such-run" in unknown.stderr
 
 
-async def test_worker_survives_an_unexpected_error(
+async def test_a_local_io_error_is_retried_with_its_reason(
     database_url: str, redis_url: str, target: Target, keyring: Keyring
 ) -> None:
     build_upload(target.artifacts / "run-x", "survivor", "1.0")
     add_build(database_url, "run-x", "survivor", "1.0")
-    target.state.write_text("not a directory")  # every attempt fails with an OSError
-    settings = upload_settings(database_url, redis_url, target, keyring, source_only=True, lease_seconds=1.0)
-    async with asgi_client(create_app(settings)) as client:
-        await asyncio.sleep(1.5)
+    settings = upload_settings(database_url, redis_url, target, keyring, source_only=True, max_attempts=50)
+    app = create_app(settings)  # checks the state directory: made here
+    target.state.rmdir()
+    target.state.write_text("not a directory")  # from now on every attempt fails with an OSError
+    async with asgi_client(app) as client:
+        for _ in range(100):
+            rows = (await client.get("/uploads")).json()
+            if rows and rows[0]["last_error"]:
+                break
+            await asyncio.sleep(0.1)
         assert target.arrived() == []
-        assert (await client.get("/uploads", params={"state": "uploading"})).json()
-        target.state.unlink()  # fixed: the same worker takes the row up again once its lease lapses
+        assert rows[0]["state"] in ("pending", "uploading") and "local I/O error" in rows[0]["last_error"]
+        target.state.unlink()  # fixed: the row is tried again after its backoff
         await wait_for(lambda: "survivor_1.0_source.changes" in target.arrived(), timeout=30)
 
 

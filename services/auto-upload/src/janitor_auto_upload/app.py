@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -37,7 +39,22 @@ def required_upload_settings(settings: AutoUploadSettings) -> str:
     location = settings.required_artifact_location("janitor-auto-upload")
     if settings.dput_host is None:
         raise ValueError("janitor-auto-upload needs --dput-host")
+    prepare_state_dir(settings.state_dir)
     return location
+
+
+def prepare_state_dir(path: Path) -> None:
+    """The state directory exists and is writable, or a ValueError that says how to choose another."""
+    if not path.is_absolute():
+        raise ValueError(f"state directory {path} must be an absolute path (--state-dir or JANITOR_STATE_DIR)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".probe-"):
+            pass
+    except OSError as e:
+        raise ValueError(
+            f"cannot use state directory {path}: {e.strerror or e}; choose one with --state-dir or JANITOR_STATE_DIR"
+        ) from None
 
 
 def create_app(settings: AutoUploadSettings, *, run_workers: bool = True) -> FastAPI:
@@ -114,6 +131,7 @@ def create_app(settings: AutoUploadSettings, *, run_workers: bool = True) -> Fas
                     "state": r.state,
                     "attempts": r.attempts,
                     "last_error": r.last_error,
+                    "output": r.output,
                     "updated_at": r.updated_at.isoformat(),
                     "uploaded_at": r.uploaded_at.isoformat() if r.uploaded_at else None,
                 }

@@ -34,7 +34,12 @@ def add_upload_arguments(parser: argparse.ArgumentParser) -> None:
         help="only builds for this distribution (repeatable; default: all)",
     )
     parser.add_argument("--source-only", action="store_true", default=None, help="upload only *_source.changes")
-    parser.add_argument("--state-dir", metavar="DIR", help="per-run work directories (kept across restarts)")
+    parser.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="absolute path of the per-run work directories, shared by replicas and kept across restarts"
+        " (default: /var/lib/janitor-auto-upload)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

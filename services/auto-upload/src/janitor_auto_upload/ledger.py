@@ -1,9 +1,10 @@
 """The upload ledger: claim work so replicas never upload the same file, and record outcomes.
 
 A row moves pending -> uploading -> uploaded | failed. "uploading" is
-committed *before* the upload starts and carries a lease: if the process
-holding it dies, the lease runs out and another process may claim the row
-again. Whether that second claim must upload again or only confirm an
+committed *before* the upload starts and carries a short lease that the
+holder renews while it works (``renew``): if the process holding it dies,
+the lease runs out within ``lease_seconds`` and another process may claim
+the row again. Whether that second claim must upload again or only confirm an
 upload that had finished is the uploader's business (dput's ``.upload``
 log in the run's persistent work directory tells); the ledger makes sure
 only one process at a time holds a row, and that an uploaded row is never
@@ -12,6 +13,7 @@ claimed again unless an operator forces it.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -26,6 +28,9 @@ class Claim:
     run_id: str
     changes_filename: str
     attempts: int  # including this one
+    forced: bool = False  # an operator asked for it to go again, whatever dput's log says
+    # time.monotonic() before the claim was sent: its lease runs from no earlier.
+    claimed_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,7 @@ class Entry:
     last_error: str | None
     updated_at: datetime
     uploaded_at: datetime | None
+    output: str | None
 
 
 async def record_pending(engine: AsyncEngine, run_id: str, changes_filenames: list[str]) -> int:
@@ -68,16 +74,17 @@ _CLAIM = text(
         FOR UPDATE SKIP LOCKED
     ) AS next
     WHERE u.run_id = next.run_id AND u.changes_filename = next.changes_filename
-    RETURNING u.run_id, u.changes_filename, u.attempts
+    RETURNING u.run_id, u.changes_filename, u.attempts, u.forced
     """
 )
 
 
 async def claim(engine: AsyncEngine, worker: str, lease_seconds: float) -> Claim | None:
     """The next row to upload, now held by ``worker`` for ``lease_seconds``; None when there is none."""
+    sent = time.monotonic()
     async with engine.begin() as conn:
         row = (await conn.execute(_CLAIM, {"worker": worker, "lease": lease_seconds})).first()
-    return Claim(row[0], row[1], row[2]) if row is not None else None
+    return Claim(row[0], row[1], row[2], row[3], sent) if row is not None else None
 
 
 async def _finish(engine: AsyncEngine, claim: Claim, worker: str, sql: str, **params: object) -> bool:
@@ -93,14 +100,30 @@ async def _finish(engine: AsyncEngine, claim: Claim, worker: str, sql: str, **pa
         return bool(result.rowcount)
 
 
-async def mark_uploaded(engine: AsyncEngine, claim: Claim, worker: str, log: str | None = None) -> bool:
+async def renew(engine: AsyncEngine, claim: Claim, worker: str, lease_seconds: float) -> bool:
+    """Extend ``worker``'s lease; False when it is no longer ``worker``'s (another took it over)."""
+    return await _finish(
+        engine,
+        claim,
+        worker,
+        "UPDATE auto_upload SET lease_until = now() + make_interval(secs => :lease)",
+        lease=lease_seconds,
+    )
+
+
+async def clear_forced(engine: AsyncEngine, claim: Claim, worker: str) -> bool:
+    """The forced attempt has moved the old dput log aside: from now on a new log counts again."""
+    return await _finish(engine, claim, worker, "UPDATE auto_upload SET forced = false")
+
+
+async def mark_uploaded(engine: AsyncEngine, claim: Claim, worker: str, output: str | None = None) -> bool:
     return await _finish(
         engine,
         claim,
         worker,
         "UPDATE auto_upload SET state = 'uploaded', uploaded_at = now(), updated_at = now(), "
-        "lease_until = NULL, last_error = :log",
-        log=log,
+        "lease_until = NULL, last_error = NULL, output = :output, forced = false",
+        output=output,
     )
 
 
@@ -145,12 +168,22 @@ async def force(engine: AsyncEngine, run_id: str, changes_filename: str | None =
         result = await conn.execute(
             text(
                 "UPDATE auto_upload SET state = 'pending', next_attempt_at = now(), lease_until = NULL, "
-                "updated_at = now() "
+                "updated_at = now(), forced = true "
                 "WHERE run_id = :run_id AND (CAST(:name AS text) IS NULL OR changes_filename = :name)"
             ),
             {"run_id": run_id, "name": changes_filename},
         )
         return int(result.rowcount or 0)
+
+
+async def run_settled(engine: AsyncEngine, run_id: str) -> bool:
+    """Whether every upload of the run is uploaded or finally failed (its work directory may go)."""
+    async with engine.connect() as conn:
+        result = await conn.execute(
+            text("SELECT bool_and(state IN ('uploaded', 'failed')) FROM auto_upload WHERE run_id = :run_id"),
+            {"run_id": run_id},
+        )
+        return bool(result.scalar_one())
 
 
 async def waiting(engine: AsyncEngine) -> int:
@@ -166,7 +199,7 @@ async def entries(engine: AsyncEngine, state: str | None = None, limit: int = 10
     async with engine.connect() as conn:
         rows = await conn.execute(
             text(
-                "SELECT run_id, changes_filename, state, attempts, last_error, updated_at, uploaded_at "
+                "SELECT run_id, changes_filename, state, attempts, last_error, updated_at, uploaded_at, output "
                 "FROM auto_upload WHERE CAST(:state AS text) IS NULL OR state = :state "
                 "ORDER BY updated_at DESC LIMIT :limit"
             ),

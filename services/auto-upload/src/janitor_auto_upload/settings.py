@@ -19,10 +19,13 @@ class AutoUploadSettings(CommonSettings):
     distribution: list[str] = []
     source_only: bool = False
     # Per-run work directories survive restarts: dput's .upload logs in them
-    # are how an upload finished just before a kill is recognised.
-    state_dir: Path = Path("auto-upload-state")
+    # are how an upload finished just before a kill is recognised. Shared by
+    # replicas; a run's directory is removed once all its uploads are settled.
+    state_dir: Path = Path("/var/lib/janitor-auto-upload")
     upload_concurrency: int = 1
-    lease_seconds: float = 600.0
+    # A claim's lease, renewed every third of it while the upload runs: a
+    # crashed holder's uploads are taken up again within this long.
+    lease_seconds: float = 30.0
     max_attempts: int = 5
     # Transient failures wait retry_base_seconds * 2**(attempt - 1), at most 300 s.
     retry_base_seconds: float = 2.0
