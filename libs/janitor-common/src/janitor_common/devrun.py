@@ -22,7 +22,15 @@ import httpx
 import psycopg
 
 from .db import migrate
-from .devstack import DevStackError, Postgres, RedisServer, port_in_use, stop_cleanly_on_signals
+from .devstack import (
+    DevStackError,
+    Postgres,
+    RedisServer,
+    link_pg_data_dir,
+    pg_data_dir,
+    port_in_use,
+    stop_cleanly_on_signals,
+)
 
 DEMO_CODEBASE = "demo"
 DEMO_WORKER = "demo-worker"
@@ -105,6 +113,17 @@ def ensure_signing_key(gnupg: Path) -> str:
     return fpr
 
 
+def stop_gpg_agent(gnupg: Path) -> None:
+    """gpg starts an agent for the demo key that outlives us otherwise."""
+    if gnupg.exists():
+        subprocess.run(
+            ["gpgconf", "--homedir", str(gnupg), "--kill", "gpg-agent"],
+            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+
 def ensure_upload_target(run_dir: Path) -> Path:
     incoming = run_dir / "incoming"
     incoming.mkdir(exist_ok=True)
@@ -161,17 +180,25 @@ def main() -> int:
     stop_cleanly_on_signals()
     run_dir = Path(os.environ.get("JANITOR_RUN_DIR", ".run")).absolute()
     run_dir.mkdir(exist_ok=True)
-    run_dir.chmod(0o755)  # PostgreSQL runs as 'postgres' when we are root
     bindir = Path(sys.executable).parent
     pg_port = env_port("JANITOR_RUN_PG_PORT", 15432)
     redis_port = env_port("JANITOR_RUN_REDIS_PORT", 16379)
+    movable = {"PostgreSQL": (pg_port, "JANITOR_RUN_PG_PORT"), "Redis": (redis_port, "JANITOR_RUN_REDIS_PORT")}
+    busy_servers = [
+        f"{name} ({port}; set {var} to move it)" for name, (port, var) in movable.items() if port_in_use(port)
+    ]
+    if busy_servers:
+        say("ports in use: " + ", ".join(busy_servers))
+        return 1
     ports = {"bzr-store admin": 9929, "bzr-store public": 9930, "differ": 9920, "auto-upload": 9933}
     busy = [f"{name} ({port})" for name, port in ports.items() if port_in_use(port)]
     if busy:
         say("ports in use: " + ", ".join(busy) + "; stop what holds them and try again")
         return 1
 
-    pg = Postgres(run_dir / "postgres", pg_port)
+    datadir = pg_data_dir(run_dir)
+    link_pg_data_dir(run_dir, datadir)
+    pg = Postgres(datadir, pg_port)
     redis = RedisServer(run_dir / "redis", redis_port)
     children: list[Child] = []
     try:
@@ -270,6 +297,7 @@ Try first:
             child.wait(20)
         redis.stop()
         pg.stop()
+        stop_gpg_agent(run_dir / "gnupg")
         say("stopped")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import os
 import pwd
 import shutil
@@ -74,6 +75,41 @@ def _server_user() -> str | None:
     return "postgres"
 
 
+# Where PostgreSQL keeps ``make run``'s cluster when we are root: the
+# 'postgres' user it runs as owns it, whatever the checkout's permissions.
+ROOT_PG_BASE = Path("/var/lib/janitor-dev")
+
+
+def pg_data_dir(run_dir: Path) -> Path:
+    """The data directory of ``run_dir``'s cluster.
+
+    ``run_dir/postgres`` when we are not root. As root, PostgreSQL runs as
+    'postgres', which cannot enter a checkout under /root (mode 700) or a
+    ``mktemp -d`` directory; so its data lives under ROOT_PG_BASE, in a
+    directory named for the run directory's path (the same one every run),
+    and ``run_dir/postgres`` is a symlink to it. A cluster an earlier run
+    made in ``run_dir/postgres`` itself is still used.
+    """
+    local = run_dir / "postgres"
+    if _server_user() is None or (not local.is_symlink() and (local / "PG_VERSION").exists()):
+        return local
+    key = hashlib.sha256(str(run_dir.absolute()).encode()).hexdigest()[:16]
+    return ROOT_PG_BASE / f"{run_dir.absolute().parent.name[:40]}-{key}" / "postgres"
+
+
+def link_pg_data_dir(run_dir: Path, datadir: Path) -> None:
+    """``run_dir/postgres`` points at ``datadir`` when that lives elsewhere, so it is easy to find."""
+    local = run_dir / "postgres"
+    if datadir == local:
+        return
+    if local.is_symlink() and Path(os.readlink(local)) == datadir:
+        return
+    if local.is_symlink():
+        local.unlink()
+    if not local.exists():
+        local.symlink_to(datadir, target_is_directory=True)
+
+
 class Postgres:
     """A PostgreSQL cluster in ``datadir`` listening on 127.0.0.1:``port``."""
 
@@ -90,6 +126,9 @@ class Postgres:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{dbname}"
 
     def _prepare_dir(self, path: Path) -> None:
+        if self.run_as and path.is_relative_to(ROOT_PG_BASE):
+            ROOT_PG_BASE.mkdir(mode=0o755, exist_ok=True)
+            path.parent.mkdir(mode=0o755, exist_ok=True)
         path.mkdir(parents=True, exist_ok=True)
         if self.run_as:
             pw = pwd.getpwnam(self.run_as)
@@ -98,6 +137,7 @@ class Postgres:
             if probe.returncode != 0:
                 raise DevStackError(
                     f"user {self.run_as} cannot write {path}: a parent directory is not traversable by it"
+                    " (choose a data directory it can reach)"
                 )
 
     def init(self) -> None:

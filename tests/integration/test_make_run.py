@@ -1,0 +1,104 @@
+"""``make run``'s stack from a directory only root can enter, as a clone under /root is.
+
+The command ``make run`` ends in is run as it runs it (``python -m
+janitor_common.devrun`` in the checkout, with ``.run/`` there); the install
+steps before it are what ``make test`` has just done.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from janitor_common.devstack import free_port, pg_data_dir, port_in_use
+
+READY = "The Janitor services are running"
+SERVICE_PORTS = (9929, 9930, 9920, 9933)
+
+
+@pytest.fixture
+def private_dir() -> Iterator[Path]:
+    if os.geteuid() != 0:
+        pytest.skip("the case is root's: PostgreSQL then runs as 'postgres', which cannot enter the directory")
+    if any(port_in_use(p) for p in SERVICE_PORTS):
+        pytest.skip("make run's service ports are taken (is a make run going on?)")
+    base = Path(tempfile.mkdtemp(prefix="janitor-clone-"))  # mode 700, like /root
+    checkout = base / "janitor"
+    checkout.mkdir()
+    try:
+        yield checkout
+    finally:
+        shutil.rmtree(pg_data_dir(checkout / ".run").parent, ignore_errors=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+class Run:
+    def __init__(self, checkout: Path, env: dict[str, str]) -> None:
+        self.log = checkout / f"make-run-{time.monotonic_ns()}.log"
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "janitor_common.devrun"],
+                cwd=checkout,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float) -> float:
+        started = time.monotonic()
+        while READY not in self.output():
+            if self.proc.poll() is not None or time.monotonic() - started > timeout:
+                self.proc.kill()
+                raise AssertionError(f"make run did not come up:\n{self.output()}")
+            time.sleep(0.2)
+        return time.monotonic() - started
+
+    def interrupt(self) -> int:
+        self.proc.send_signal(signal.SIGINT)  # Ctrl-C
+        return self.proc.wait(60)
+
+
+def agents(gnupg: Path) -> list[str]:
+    out = subprocess.run(["pgrep", "-af", "gpg-agent"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if str(gnupg) in line]
+
+
+@pytest.mark.timeout(400)
+def test_make_run_from_a_private_directory_comes_up_stops_and_reuses_its_data(private_dir: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JANITOR_")}
+    env.update(JANITOR_RUN_PG_PORT=str(free_port()), JANITOR_RUN_REDIS_PORT=str(free_port()))
+    assert private_dir.parent.stat().st_mode & 0o777 == 0o700
+
+    first = Run(private_dir, env)
+    try:
+        cold = first.wait_ready(240)
+    finally:
+        assert first.interrupt() == 0, first.output()
+    assert "make run: stopped" in first.output()
+    run_dir = private_dir / ".run"
+    password = (run_dir / "demo-worker.password").read_text()
+    assert (run_dir / "postgres").is_symlink() and (run_dir / "postgres" / "PG_VERSION").exists()
+    assert private_dir.parent.stat().st_mode & 0o777 == 0o700, "the checkout's permissions are left alone"
+    assert agents(run_dir / "gnupg") == [], "gpg-agent stopped with the rest"
+    assert not any(port_in_use(p) for p in SERVICE_PORTS)
+
+    second = Run(private_dir, env)
+    try:
+        warm = second.wait_ready(120)
+        assert password.strip() in second.output(), "the same demo worker: the data was reused"
+    finally:
+        assert second.interrupt() == 0, second.output()
+    print(f"make run from a mode-700 directory: cold start {cold:.1f} s, warm restart {warm:.1f} s")
