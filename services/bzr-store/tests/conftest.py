@@ -48,7 +48,7 @@ def add_codebase(database_url: str, name: str) -> None:
 def running_store(database_url: str, redis_url: str, base: Path, **env_overrides: str) -> Iterator[BzrStore]:
     """A bzr-store process on free loopback ports, with ``JANITOR_*`` overrides."""
     vcs = base / "vcs"
-    vcs.mkdir()
+    vcs.mkdir(exist_ok=True)  # a test may have mounted a file system there
     admin, public = free_port(), free_port()
     env = service_env(
         JANITOR_DATABASE_URL=database_url,

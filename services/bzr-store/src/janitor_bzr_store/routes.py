@@ -31,6 +31,7 @@ from .jail import jailed_transport
 from .smart import (
     BodyStalled,
     Last,
+    NoSpace,
     NotUsable,
     Refused,
     SmartCall,
@@ -216,6 +217,10 @@ async def smart_endpoint(request: Request, path: str, interface: Interface) -> R
             metrics.requests.labels(interface, kind, "failed").inc()
             logger.error("repository for %s not usable: %s", sp.codebase, first)
             return text_error(503, f"repository not openable: {sp.codebase}")
+        if isinstance(first, NoSpace):
+            finished = True
+            metrics.requests.labels(interface, kind, "no-space").inc()
+            return text_error(507, f"the store cannot take this push now: {first}; nothing was changed")
         if isinstance(first, BaseException):
             metrics.requests.labels(interface, kind, "failed").inc()
             return text_error(500, "smart request failed")

@@ -161,6 +161,10 @@ class NotUsable(Exception):
     """The request's ``prepare`` step failed: the repository cannot be used."""
 
 
+class NoSpace(Exception):
+    """The store could not take a push (full disk, quota, read-only); nothing of the response went out."""
+
+
 class Refused(Exception):
     """The request's path leads outside the store (a symlink planted in it)."""
 
@@ -334,6 +338,7 @@ class SmartCall:
         self._broken = False
         self._out: Output | None = None
         self._transports: tuple[Transport, Transport] | None = None
+        self._no_space: str | None = None
 
     # ---- worker thread side
 
@@ -429,6 +434,7 @@ class SmartCall:
         if self._broken or self._protocol.next_read_size() == 0:
             return  # finished (or failed) early: the rest is read and dropped
         self._accept(item)
+        self._no_space = insert.take_no_space() or self._no_space
 
     def _end(self) -> None:
         assert self._out is not None
@@ -441,6 +447,9 @@ class SmartCall:
             self._out.replace_unsent(INCOMPLETE)
         rest = self._out.take_rest()
         self._finish_worker()
+        if self._no_space is not None and not self._out.sent:
+            self._emit(NoSpace(self._no_space))
+            return
         # The last bytes and the end travel together: one hand-over, not two.
         self._emit_counted(Last(rest))
 
