@@ -15,7 +15,8 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-# Output that means "try again later": the target was unreachable for now.
+# Output that means "try again later": the target was unreachable for now,
+# or could not take the files now (a full disk there, a transfer cut off).
 TRANSIENT = (
     "Connection refused",
     "timed out",
@@ -23,9 +24,14 @@ TRANSIENT = (
     "Network is unreachable",
     "Connection reset",
     "No route to host",
+    "No space left on device",
+    "Disk quota exceeded",
+    "Broken pipe",
 )
 # dput's HTTP method on a 5xx answer: the server is there but cannot take it now.
 TRANSIENT_HTTP = re.compile(r"Upload failed: 5\d\d ")
+# Files a failed copy left behind at the target (dput's local method runs install(1)).
+PARTIAL = re.compile(r"(?:error writing|cannot create regular file) '([^']+)'")
 
 
 @dataclass(frozen=True)
@@ -46,10 +52,17 @@ class ToolRun:
             or TRANSIENT_HTTP.search(self.output) is not None
         )
 
+    @property
+    def partial_files(self) -> list[str]:
+        """Names of files a failed transfer left half-written at the target, as the tool reported them."""
+        return sorted({os.path.basename(m) for m in PARTIAL.findall(self.output)})
+
     def describe(self) -> str:
         tool = os.path.basename(self.argv[0])
         status = "timed out" if self.returncode == -1 else f"exit {self.returncode}"
-        return f"{tool} {status}: {self.output.strip()[-2000:]}"
+        partial = self.partial_files
+        left = f" [partial files left at the target: {', '.join(partial)}]" if partial else ""
+        return f"{tool} {status}{left}: {self.output.strip()[-2000:]}"
 
 
 async def run(argv: list[str], *, cwd: Path, env: dict[str, str], time_limit: float) -> ToolRun:

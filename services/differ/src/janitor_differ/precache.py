@@ -103,7 +103,8 @@ class Precacher:
             self.submit(old_id, new_id)
 
     async def compute(self, old_id: str, new_id: str) -> str:
-        lock = f"{LOCK_PREFIX}{old_id}:{new_id}"
+        # Length-prefixed: the ids are free text, and (a:b, c) must not share (a, b:c)'s lock.
+        lock = f"{LOCK_PREFIX}{len(old_id)}:{old_id}:{new_id}"
         ttl = int(self.differ.settings.task_timeout * 4) + 60
         if not await self.redis.set(lock, "1", nx=True, ex=ttl):
             return "elsewhere"  # another replica has it
