@@ -103,3 +103,23 @@ async def test_ready_503_with_reason_when_redis_is_down(
     assert ready.status_code == 503
     assert ready.text.startswith("not ready: redis:")
     assert "postgresql" not in ready.text
+
+
+async def test_head_is_answered_wherever_get_is(app_client: httpx.AsyncClient) -> None:
+    for path in ("/health", "/ready", "/metrics", "/needs?old=a&new=b"):
+        get = await app_client.get(path)
+        head = await app_client.head(path)
+        assert head.status_code == get.status_code == 200, path
+        assert head.content == b"" and head.headers["content-type"] == get.headers["content-type"]
+    # Still refused where GET is: a missing query parameter is 400 for both.
+    assert (await app_client.head("/needs")).status_code == (await app_client.get("/needs")).status_code == 400
+    assert (await app_client.head("/no-such-route")).status_code == 404
+
+
+def test_header_values_are_made_safe() -> None:
+    from janitor_common.web import header_value
+
+    assert header_value("run-1") == "run-1"
+    for hostile in ("\r\nX-Injected: 1", "\x00", "€", "\udcc0"):
+        safe = header_value(hostile)
+        assert safe.isascii() and safe.isprintable() and "\r" not in safe

@@ -212,3 +212,27 @@ def test_repository_lists(bzr_store: BzrStore) -> None:
     index = httpx.get(bzr_store.public_url + "/")
     assert index.status_code == 200 and "/bzr/" in index.text
     assert httpx.get(bzr_store.public_url + "/metrics").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/" + "a" * 4000 + "/diff?old=1&new=2",
+        "/" + "a" * 4000 + "/revision-info?old=1&new=2",
+        "/foo/diff?old=%00&new=%00",
+        "/foo/revision-info?old=%00&new=1",
+        "/foo/diff?old=" + "1" * 5000 + "&new=2",
+    ],
+)
+def test_hostile_admin_requests_are_400(bzr_store: BzrStore, path: str) -> None:
+    response = httpx.get(bzr_store.admin_url + path, timeout=30)
+    assert response.status_code == 400, (response.status_code, response.text[:200])
+    assert response.headers["content-type"].startswith("text/plain")
+
+
+def test_overlong_names_are_the_clients_mistake(bzr_store: BzrStore) -> None:
+    remote = httpx.post(f"{bzr_store.admin_url}/foo/remotes/{'a' * 4000}", data={"url": "http://x/"}, timeout=30)
+    assert remote.status_code == 400, remote.text[:200]
+    for path in ("foo/lintian-fixes/" + "r" * 4000, "foo/" + "c" * 4000):
+        response = smart(bzr_store, path, v3_request(b"BzrDir.open_2.1", b""))
+        assert response.status_code in (400, 404), (response.status_code, response.text[:200])

@@ -307,3 +307,24 @@ async def test_unreadable_cache_entry_reads_as_missing(tmp_path: Path) -> None:
 
     cache.store.get = unreadable  # type: ignore[method-assign]
     assert await cache.get(CacheKey("diffoscope", "a", "b"), "raw") is None
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/debdiff/%F3%BB%9B%BA/%F3%BB%9B%BA",
+        "/debdiff/%00/new-run",
+        "/debdiff/%c0%ae%c0%ae/new-run",
+        "/debdiff/%e2%82%ac/new-run",
+        "/diffoscope/old-run/%0d%0aX-Injected:%201",
+        "/diffoscope/" + "a" * 4000 + "/new-run",
+    ],
+)
+async def test_run_ids_no_run_can_have_are_404_with_a_safe_header(client: httpx.AsyncClient, path: str) -> None:
+    response = await client.get(path)
+    assert response.status_code == 404, response.text
+    header = response.headers["unavailable_run_id"]
+    assert header.isascii() and header.isprintable()
+    assert "x-injected" not in response.headers
+    as_json = await client.get(path, headers={"Accept": "application/json"})
+    assert as_json.status_code == 404 and as_json.json()["run_id"]

@@ -28,12 +28,25 @@ def _check_component(kind: str, value: str) -> None:
         raise ValueError(f"{kind} too long")
 
 
+# Codebase, campaign, role and remote names: one path component each, well
+# under the file system's 255-byte limit (a longer one would fail in the
+# file system, as a server error, rather than as the client's mistake).
+MAX_NAME_LENGTH = 200
+# Revision ids (and revision numbers) in query parameters.
+MAX_REVISION_LENGTH = 1024
+
+
 def valid_codebase(name: str) -> bool:
-    return CODEBASE_RE.fullmatch(name) is not None and ".." not in name
+    return len(name) <= MAX_NAME_LENGTH and CODEBASE_RE.fullmatch(name) is not None and ".." not in name
 
 
 def valid_campaign(name: str) -> bool:
-    return CAMPAIGN_RE.fullmatch(name) is not None and ".." not in name
+    return len(name) <= MAX_NAME_LENGTH and CAMPAIGN_RE.fullmatch(name) is not None and ".." not in name
+
+
+def valid_revision(value: str) -> bool:
+    """A revision id or number as a client may name one: printable, no NUL, bounded."""
+    return 0 < len(value) <= MAX_REVISION_LENGTH and value.isprintable()
 
 
 def check_run_id(run_id: str) -> str:

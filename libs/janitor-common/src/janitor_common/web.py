@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -115,13 +116,30 @@ def error_response(
     headers: Mapping[str, str] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> Response:
-    """Plain text by default (the platform's clients parse it); JSON if preferred."""
+    """Plain text by default (the platform's clients parse it); JSON if preferred.
+
+    Header values are made safe (see ``header_value``): they often carry what
+    the client sent, such as a run id.
+    """
+    safe = {name: header_value(value) for name, value in (headers or {}).items()}
     if prefers_json(request.headers.get("accept")):
         body: dict[str, Any] = {"error": message, "details": details}
         if extra:
             body.update(extra)
-        return JSONResponse(body, status_code=status, headers=dict(headers or {}))
-    return PlainTextResponse(message + "\n", status_code=status, headers=dict(headers or {}))
+        return JSONResponse(body, status_code=status, headers=safe)
+    return PlainTextResponse(message + "\n", status_code=status, headers=safe)
+
+
+def header_value(value: str) -> str:
+    """``value`` as printable ASCII: anything else (non-ASCII, CR, LF, NUL) percent-encoded.
+
+    A header cannot carry those bytes (a 500 from the server, or a header
+    injected into the response); a client-supplied value may contain them.
+    """
+    if value.isascii() and value.isprintable():
+        return value
+    raw = value.encode("utf-8", "surrogatepass")  # a path may carry lone surrogates from bad UTF-8
+    return urllib.parse.quote(raw, safe="".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%"))
 
 
 def _describe_validation(exc: RequestValidationError) -> str:
@@ -135,6 +153,32 @@ def _describe_validation(exc: RequestValidationError) -> str:
         else:
             parts.append(f"invalid {where} parameter {name!r}: {err.get('msg')}")
     return "; ".join(parts) or "invalid request"
+
+
+class HeadAsGet:
+    """``HEAD`` answered wherever ``GET`` is: the GET's status and headers, no body.
+
+    FastAPI routes answer only the methods they name (Starlette's own add
+    HEAD to GET; FastAPI's do not), and HTTP says a server that answers GET
+    answers HEAD. A route that does not answer GET still refuses HEAD.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if not message.get("more_body", False):
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -190,6 +234,7 @@ def install_common_routes(
     ``checks`` returns the readiness checks for a request; they are usually
     built from resources opened in the app's lifespan.
     """
+    app.add_middleware(HeadAsGet)  # inside the metrics: they count HEAD as HEAD
     app.add_middleware(ObservabilityMiddleware, metrics=http_metrics or make_http_metrics(registry))
 
     @app.get("/health", include_in_schema=False)

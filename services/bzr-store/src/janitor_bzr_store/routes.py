@@ -20,7 +20,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from janitor_common.auth import CHALLENGE, parse_basic
-from janitor_common.names import valid_campaign, valid_codebase
+from janitor_common.names import valid_campaign, valid_codebase, valid_revision
 from janitor_common.negotiate import negotiate
 from janitor_common.service import get_engine
 
@@ -317,6 +317,13 @@ async def repository_list(request: Request, base: str) -> Response:
     )
 
 
+def bad_revisions(*revisions: str) -> Response | None:
+    for revision in revisions:
+        if not valid_revision(revision):
+            return text_error(400, f"invalid revision: {revision[:100]!r}")
+    return None
+
+
 def admin_router() -> APIRouter:
     router = APIRouter()
 
@@ -327,7 +334,7 @@ def admin_router() -> APIRouter:
     async def codebase_repo(request: Request, codebase: str) -> tuple[BzrContext, str] | Response:
         ctx = get_context(request)
         if not valid_codebase(codebase):
-            return text_error(400, f"invalid codebase name: {codebase!r}")
+            return text_error(400, f"invalid codebase name: {codebase[:100]!r}")
         path = ctx.store.repository_path(codebase)
         if not (ctx.store.known(codebase) or await run_blocking(ctx, ctx.store.has_repository, codebase)):
             if not await ctx.codebases.exists(get_engine(request), codebase):
@@ -337,6 +344,8 @@ def admin_router() -> APIRouter:
 
     @router.get("/{codebase}/diff")
     async def diff(request: Request, codebase: str, old: str, new: str) -> Response:
+        if bad := bad_revisions(old, new):
+            return bad
         found = await codebase_repo(request, codebase)
         if isinstance(found, Response):
             return found
@@ -345,6 +354,8 @@ def admin_router() -> APIRouter:
 
     @router.get("/{codebase}/revision-info")
     async def revision_info_route(request: Request, codebase: str, old: str, new: str) -> Response:
+        if bad := bad_revisions(old, new):
+            return bad
         found = await codebase_repo(request, codebase)
         if isinstance(found, Response):
             return found
@@ -360,12 +371,12 @@ def admin_router() -> APIRouter:
 
     @router.post("/{codebase}/remotes/{remote}")
     async def set_remote(request: Request, codebase: str, remote: str) -> Response:
+        if not valid_campaign(remote):
+            return text_error(400, f"invalid remote name: {remote[:100]!r}")
         found = await codebase_repo(request, codebase)
         if isinstance(found, Response):
             return found
         ctx, repo_path = found
-        if not valid_campaign(remote):
-            return text_error(400, f"invalid remote name: {remote!r}")
         form = await request.form()
         url = form.get("url")
         if not isinstance(url, str) or not url:

@@ -52,10 +52,10 @@ def parse_store_path(path: str) -> StorePath:
         raise BadPath(f"invalid path: {path!r}", 404)
     codebase, rest = parts[0], parts[1:]
     if not valid_codebase(codebase):
-        raise BadPath(f"invalid codebase name: {codebase!r}")
+        raise BadPath(f"invalid codebase name: {codebase[:100]!r}")
     for p in rest:
         if not valid_campaign(p):
-            raise BadPath(f"invalid name: {p!r}")
+            raise BadPath(f"invalid name: {p[:100]!r}")
     return StorePath(codebase, *rest)
 
 

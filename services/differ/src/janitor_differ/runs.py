@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from janitor_common.names import check_run_id
+
 
 class RunUnavailable(Exception):
     """A run we cannot diff; answered with 404 and ``unavailable_run_id``."""
@@ -48,6 +50,12 @@ _QUERY = text(
 
 
 async def get_run(engine: AsyncEngine, run_id: str) -> RunInfo:
+    # A run id that no run can have (NUL, control characters, slashes, over
+    # 255 characters) is not looked up: PostgreSQL refuses some of them.
+    try:
+        check_run_id(run_id)
+    except ValueError:
+        raise RunUnavailable(run_id, f"no such run: {run_id!r}") from None
     async with engine.connect() as conn:
         row = (await conn.execute(_QUERY, {"id": run_id})).mappings().first()
     if row is None:
