@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import struct
+import time
 from pathlib import Path
 
 import httpx
@@ -236,3 +237,25 @@ def test_overlong_names_are_the_clients_mistake(bzr_store: BzrStore) -> None:
     for path in ("foo/lintian-fixes/" + "r" * 4000, "foo/" + "c" * 4000):
         response = smart(bzr_store, path, v3_request(b"BzrDir.open_2.1", b""))
         assert response.status_code in (400, 404), (response.status_code, response.text[:200])
+
+
+@pytest.mark.parametrize("admin", [False, True])
+def test_unparsable_bodies_are_refused_at_once_and_never_run(bzr_store: BzrStore, admin: bool) -> None:
+    def newline_free():  # type: ignore[no-untyped-def]
+        for _ in range(64):
+            yield b"x" * (1 << 20)
+
+    base = bzr_store.admin_url if admin else bzr_store.public_url + "/bzr"
+    started = time.monotonic()
+    response = httpx.post(f"{base}/foo/.bzr/smart", content=newline_free(), timeout=60)
+    assert response.status_code == 200 and response.content.startswith(b"error")
+    assert time.monotonic() - started < 10
+    # A protocol-3 header of a MiB hides the verb: refused, not run (and not asked for credentials).
+    headers = bencode({b"padding": b"p" * (1 << 20)})
+    args = bencode([b"mkdir", b"evil", b""])
+    hidden = V3_PREFIX + struct.pack("!L", len(headers)) + headers + b"s" + struct.pack("!L", len(args)) + args + b"e"
+    answer = smart(bzr_store, "foo/lintian-fixes", hidden, admin=admin)
+    assert answer.status_code == 200 and answer.content.startswith(V3_PREFIX) and b"oE" in answer.content
+    assert not (bzr_store.vcs_path / "foo" / "lintian-fixes" / "evil").exists()
+    metrics = httpx.get(f"{bzr_store.admin_url}/metrics").text
+    assert 'outcome="unparsable"' in metrics

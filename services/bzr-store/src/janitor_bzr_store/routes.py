@@ -36,6 +36,7 @@ from .smart import (
     Refused,
     SmartCall,
     Unknown,
+    protocol_error,
     response_outcome,
     sniff_verb,
     verb_class,
@@ -107,18 +108,29 @@ async def smart_endpoint(request: Request, path: str, interface: Interface) -> R
     stream = request.stream().__aiter__()
     head = b""
     verb: bytes | type[Unknown] | None = Unknown
+    ended = False
     while verb is Unknown and len(head) < SNIFF_LIMIT:
         try:
             async with asyncio.timeout(idle):
                 head += await stream.__anext__()
         except StopAsyncIteration:
+            ended = True
             break
         except TimeoutError:
             ctx.metrics.requests.labels(interface, "other", "stalled").inc()
             return text_error(408, f"no request body for {idle:g}s", {"Connection": "close"})
         verb = sniff_verb(head)
-    # Verbs Breezy does not know (or bytes that are no request) are run
-    # read-only so Breezy answers them with its protocol error.
+    # A request whose verb cannot be read from its first SNIFF_LIMIT bytes is
+    # never run: the decision to ask for credentials must be made on the
+    # real verb (a protocol-3 header of a MiB hid it before), and Breezy's
+    # protocol-1 parser looks for the request line over the whole body again
+    # with every chunk (200 MiB without a newline: a minute of CPU).
+    if verb is None or (verb is Unknown and not ended):
+        ctx.metrics.requests.labels(interface, "other", "unparsable").inc()
+        logger.info("%s smart %s: no request line or header within %d bytes; refused", interface, path, SNIFF_LIMIT)
+        return Response(protocol_error(head), media_type="application/octet-stream", headers={"Connection": "close"})
+    # Verbs Breezy does not know, and requests cut short, are run read-only
+    # so Breezy answers them with its protocol error.
     verb_kind = verb_class(verb) if isinstance(verb, bytes) else None
     kind = verb_kind or "other"
     logger.debug(

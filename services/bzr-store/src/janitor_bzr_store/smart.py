@@ -30,7 +30,7 @@ from typing import IO, Any
 from breezy import errors as bzr_errors
 from breezy.bzr.smart import medium, protocol, request
 from breezy.transport import Transport
-from fastbencode import bdecode
+from fastbencode import bdecode, bencode
 
 from . import insert, parents
 
@@ -90,6 +90,25 @@ def sniff_verb(data: bytes) -> bytes | type[Unknown] | None:
         return Unknown if len(data) < 4096 else None
     verb = data[line_start:end].split(b"\x01", 1)[0]
     return verb or None
+
+
+def protocol_error(head: bytes) -> bytes:
+    """Our answer to bytes that are no request we will run, in the protocol they claim."""
+    if not head.startswith(V3_PREFIX):
+        return BAD_REQUEST
+    headers: bytes = bencode({})
+    args: bytes = bencode([b"error", b"bad request: no request within the first bytes"])
+    message: bytes = (
+        V3_PREFIX
+        + struct.pack("!L", len(headers))
+        + headers
+        + b"oE"
+        + b"s"
+        + struct.pack("!L", len(args))
+        + args
+        + b"e"
+    )
+    return message
 
 
 def verb_class(verb: bytes) -> str | None:
