@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import uvicorn
 from starlette.types import ASGIApp
 
+from .slowloris import HeaderTimeoutProtocol
+
 logger = logging.getLogger(__name__)
 
 
@@ -48,6 +50,7 @@ async def serve_async(listeners: Sequence[Listener], *, graceful_timeout: float 
             lifespan="on",
             timeout_graceful_shutdown=int(graceful_timeout),
             server_header=False,
+            http=HeaderTimeoutProtocol,
         )
         servers.append(_Server(config))
 
