@@ -106,3 +106,35 @@ def test_parse_basic() -> None:
     assert parse_basic("Bearer x") is None
     assert parse_basic("Basic " + base64.b64encode(b"nocolon").decode()) is None
     assert parse_basic(None) is None
+
+
+@pytest.mark.parametrize("name", ["alice", "nobody"])
+def test_unknown_and_known_workers_cost_the_same_bcrypt(database_url: str, name: str) -> None:
+    """One crypt() call either way, counted by PostgreSQL itself (no timing in a test)."""
+    import psycopg
+
+    from janitor_common.auth import _CHECK, _DUMMY_HASH
+
+    assert janitor_db(database_url, "add-worker", "alice", stdin="right\n").returncode == 0
+    with psycopg.connect(database_url) as conn:
+        conn.execute("SET LOCAL track_functions = 'all'")
+        ok = conn.execute(
+            str(_CHECK).replace(":password", "%(password)s").replace(":dummy", "%(dummy)s").replace(":name", "%(name)s"),
+            {"name": name, "password": "wrong", "dummy": _DUMMY_HASH},
+        ).fetchone()
+        calls = conn.execute(
+            "SELECT pg_stat_get_xact_function_calls('crypt(text, text)'::regprocedure)"
+        ).fetchone()
+    assert ok == (False,)
+    assert calls == (1,)
+
+
+async def test_credentials_postgresql_cannot_store_are_refused_without_a_query(engine: AsyncEngine) -> None:
+    await engine.dispose()
+    broken = make_async_engine("postgresql://nobody@127.0.0.1:1/none")  # any query would fail
+    assert not await check_worker(broken, "demo-worker\x00", "x")
+    assert not await check_worker(broken, "demo-worker", "pass\x00word")
+    await broken.dispose()
+    assert parse_basic("Basic " + base64.b64encode(b"demo-worker\x00:x").decode()) is None
+    assert parse_basic("Basic " + base64.b64encode(b"demo:pass\x00").decode()) is None
+    assert parse_basic("Basic ZGVtbz\npwYXNz") is None

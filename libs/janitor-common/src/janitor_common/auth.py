@@ -21,11 +21,21 @@ CHALLENGE = {"WWW-Authenticate": f'Basic realm="{REALM}"'}
 # worker does not exist, so that case takes as long as a wrong password.
 _DUMMY_HASH = "$2a$06$RPQTkoD0kms1kDlyiqU6b.LBlQqW1rLeO1PvtaLBteDy701ILHdQS"
 
+# The hash is compared in an inner query that cannot be flattened (OFFSET
+# 0) before the outer one looks at whether the worker exists: written as
+# one ``known AND crypt(...) = hash``, PostgreSQL skipped the bcrypt work for
+# an unknown name, and a 401 came back in 3.1 ms instead of 7.5 ms, which
+# told which worker names exist.
 _CHECK = text(
     """
-    SELECT w.name IS NOT NULL AND crypt(:password, h.hash) = h.hash
-    FROM (SELECT coalesce((SELECT password FROM worker WHERE name = :name), :dummy) AS hash) AS h
-    LEFT JOIN worker AS w ON w.name = :name
+    SELECT r.matches AND r.known FROM (
+        SELECT crypt(:password, h.hash) = h.hash AS matches, h.known
+        FROM (
+            SELECT coalesce(w.password, :dummy) AS hash, w.name IS NOT NULL AS known
+            FROM (SELECT 1) AS one LEFT JOIN worker AS w ON w.name = :name
+        ) AS h
+        OFFSET 0
+    ) AS r
     """
 )
 
@@ -42,12 +52,19 @@ def parse_basic(header: str | None) -> tuple[str, str] | None:
     except (binascii.Error, UnicodeDecodeError):
         return None
     user, sep, password = decoded.partition(":")
-    if not sep:
+    if not sep or not storable(user) or not storable(password):
         return None
     return user, password
 
 
+def storable(value: str) -> bool:
+    """Text PostgreSQL can hold (no NUL): anything else cannot name or unlock a worker."""
+    return "\x00" not in value and len(value) <= 4096
+
+
 async def check_worker(engine: AsyncEngine, name: str, password: str) -> bool:
+    if not storable(name) or not storable(password):
+        return False  # before any query: PostgreSQL refuses NUL in text (a 500 before)
     async with engine.connect() as conn:
         result = await conn.execute(_CHECK, {"name": name, "password": password, "dummy": _DUMMY_HASH})
         return bool(result.scalar())
