@@ -119,12 +119,13 @@ def test_unknown_and_known_workers_cost_the_same_bcrypt(database_url: str, name:
     with psycopg.connect(database_url) as conn:
         conn.execute("SET LOCAL track_functions = 'all'")
         ok = conn.execute(
-            str(_CHECK).replace(":password", "%(password)s").replace(":dummy", "%(dummy)s").replace(":name", "%(name)s"),
+            str(_CHECK)
+            .replace(":password", "%(password)s")
+            .replace(":dummy", "%(dummy)s")
+            .replace(":name", "%(name)s"),
             {"name": name, "password": "wrong", "dummy": _DUMMY_HASH},
         ).fetchone()
-        calls = conn.execute(
-            "SELECT pg_stat_get_xact_function_calls('crypt(text, text)'::regprocedure)"
-        ).fetchone()
+        calls = conn.execute("SELECT pg_stat_get_xact_function_calls('crypt(text, text)'::regprocedure)").fetchone()
     assert ok == (False,)
     assert calls == (1,)
 

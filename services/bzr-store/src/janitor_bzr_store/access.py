@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from janitor_common.auth import check_worker
 
 # bcrypt is deliberately slow (~5 ms) and brz sends dozens of requests per
-# push; a verified (worker, password digest) pair is trusted for a minute.
+# push; a verified (worker, password digest) pair is trusted for a minute,
+# or until janitor-db announces a change to the worker (invalidation.py).
 CREDENTIALS_TTL = 60.0
 CODEBASE_TTL = 60.0
 
@@ -44,6 +45,14 @@ class CredentialCache:
             self._valid.clear()
         self._valid[key] = now + self.ttl
         return True
+
+    def forget(self, name: str) -> None:
+        """Drop what is cached for worker ``name`` (it was removed or changed)."""
+        for key in [k for k in self._valid if k[0] == name]:
+            del self._valid[key]
+
+    def forget_all(self) -> None:
+        self._valid.clear()
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextlib
 from collections.abc import AsyncIterator
@@ -9,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
+
+from janitor_common.invalidation import watch_worker_changes
 
 from .access import CodebaseCache, CredentialCache
 from .metrics import StoreMetrics
@@ -43,9 +46,23 @@ def context_lifespan(settings: BzrStoreSettings, metrics: StoreMetrics, name: st
             executor=executor,
             campaigns=frozenset(settings.campaign_names()),
         )
+        stop = asyncio.Event()
+        # Only the public interface checks credentials.
+        watcher = (
+            asyncio.create_task(
+                watch_worker_changes(settings.database_url, ctx.credentials.forget, ctx.credentials.forget_all, stop),
+                name="worker-changes",
+            )
+            if name == "public"
+            else None
+        )
         try:
             yield {"bzr": ctx}
         finally:
+            stop.set()
+            if watcher is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(watcher, 5)
             executor.shutdown(wait=False, cancel_futures=True)
 
     return lifespan

@@ -11,10 +11,11 @@ import getpass
 import logging
 import sys
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..config import CommonSettings, ConfigError, load_settings
+from ..invalidation import WORKER_CHANNEL
 from ..logs import setup_logging
 from ..names import valid_codebase
 from . import migrate
@@ -64,6 +65,11 @@ def cmd_add_codebase(settings: CommonSettings, args: argparse.Namespace) -> int:
     return 0
 
 
+def announce_worker_change(conn: Connection, name: str) -> None:
+    """Running services forget what they cached about the worker (delivered on commit)."""
+    conn.execute(text("SELECT pg_notify(:channel, :name)"), {"channel": WORKER_CHANNEL, "name": name})
+
+
 def cmd_add_worker(settings: CommonSettings, args: argparse.Namespace) -> int:
     password = _password_from_stdin()
     if not password:
@@ -78,6 +84,7 @@ def cmd_add_worker(settings: CommonSettings, args: argparse.Namespace) -> int:
                 ),
                 {"name": args.name, "password": password, "link": args.link},
             )
+            announce_worker_change(conn, args.name)
     except IntegrityError:
         print(f"error: worker {args.name} already exists (remove-worker it first)", file=sys.stderr)
         return 1
@@ -92,6 +99,7 @@ def cmd_remove_worker(settings: CommonSettings, args: argparse.Namespace) -> int
     try:
         with engine.begin() as conn:
             result = conn.execute(text("DELETE FROM worker WHERE name = :name"), {"name": args.name})
+            announce_worker_change(conn, args.name)
     except IntegrityError:
         print(f"error: worker {args.name} is referenced by runs and cannot be removed", file=sys.stderr)
         return 1
