@@ -14,10 +14,13 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from redis import exceptions as redis_exc
 from redis.asyncio import Redis
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -181,6 +184,29 @@ class HeadAsGet:
         await self.app({**scope, "method": "GET"}, receive, headers_only)
 
 
+def dependency_failure(exc: BaseException) -> str | None:
+    """What is unavailable when ``exc`` says PostgreSQL or Redis cannot be reached now, else None.
+
+    Such a failure is the service's dependency's, not the request's nor a
+    bug: every service answers it 503 with the reason (see
+    ``dependency_response``), as ``/ready`` does, never 500.
+    """
+    if isinstance(exc, sa_exc.DBAPIError) and (
+        exc.connection_invalidated or isinstance(exc.orig, psycopg.OperationalError)
+    ):
+        return "database unavailable"
+    if isinstance(exc, psycopg.OperationalError | sa_exc.TimeoutError):
+        return "database unavailable"
+    if isinstance(exc, redis_exc.ConnectionError | redis_exc.TimeoutError):
+        return "redis unavailable"
+    return None
+
+
+def dependency_response(request: Request, what: str) -> Response:
+    logger.warning("%s %s: %s", request.method, request.url.path, what)
+    return error_response(request, 503, f"{what}; try again later", headers={"Retry-After": "5"})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
@@ -196,6 +222,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return PlainTextResponse("not acceptable; available types: " + ", ".join(exc.offered) + "\n", status_code=406)
 
     async def unexpected(request: Request, exc: Exception) -> Response:
+        unavailable = dependency_failure(exc)
+        if unavailable is not None:
+            return dependency_response(request, unavailable)
         logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return error_response(request, 500, "internal server error")
 

@@ -18,7 +18,7 @@ from types import SimpleNamespace
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from janitor_common.web import HttpMetrics, ObservabilityMiddleware
+from janitor_common.web import HttpMetrics, ObservabilityMiddleware, dependency_failure, dependency_response
 
 from .routes import Interface, smart_endpoint
 from .store import SMART_SUFFIX
@@ -43,5 +43,14 @@ class SmartFastPath:
     async def _smart(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope["route"] = self.route
         request = Request(scope, receive)
-        response = await smart_endpoint(request, scope["path"][len(self.prefix) :], self.interface)
+        try:
+            response = await smart_endpoint(request, scope["path"][len(self.prefix) :], self.interface)
+        except Exception as e:
+            # Past FastAPI's handlers: the same 503 for PostgreSQL being away
+            # (checking a codebase or uncached credentials), which Breezy
+            # reports as a server problem rather than a 500.
+            unavailable = dependency_failure(e)
+            if unavailable is None:
+                raise
+            response = dependency_response(request, unavailable)
         await response(scope, receive, send)
