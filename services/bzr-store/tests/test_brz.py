@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from .conftest import BzrStore, make_commits
+from .conftest import BzrStore, add_codebase, make_commits
 
 Brz = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -257,3 +258,35 @@ def test_two_processes_serve_one_store(bzr_store: BzrStore, brz: Brz, tmp_path: 
             assert log_of(brz, copy) == log_of(brz, work)
     finally:
         other.stop()
+
+
+def test_reads_never_create_anything(bzr_store: BzrStore, brz: Brz, tmp_path: Path) -> None:
+    add_codebase(bzr_store.database_url, "untouched")
+
+    def listing() -> list[str]:
+        return sorted(str(p.relative_to(bzr_store.vcs_path)) for p in bzr_store.vcs_path.rglob("*"))
+
+    before = listing()
+    for path in ("untouched", "untouched/lintian-fixes", "untouched/lintian-fixes/main", "untouched/unchanged/x"):
+        failed = brz("branch", bzr_store.bzr_url(path), str(tmp_path / "copy"), check=False)
+        assert failed.returncode != 0 and "Not a branch" in failed.stderr, failed.stderr
+        brz("log", bzr_store.bzr_url(path), check=False)
+        brz("info", bzr_store.bzr_url(path), check=False)
+    assert listing() == before, "an anonymous read wrote to the store"
+
+
+def test_a_repository_removed_under_the_service_is_recreated_by_the_next_push(
+    bzr_store: BzrStore, brz: Brz, tmp_path: Path
+) -> None:
+    add_codebase(bzr_store.database_url, "phoenix")
+    tree = tmp_path / "work"
+    brz("init", "-q", str(tree))
+    make_commits(brz, tree, 0, 2)
+    url = bzr_store.worker_url("phoenix/lintian-fixes/main")
+    brz("push", "-q", "-d", str(tree), url)
+    shutil.rmtree(bzr_store.vcs_path / "phoenix")
+    gone = brz("branch", bzr_store.bzr_url("phoenix/lintian-fixes/main"), str(tmp_path / "gone"), check=False)
+    assert gone.returncode != 0 and "Not a branch" in gone.stderr
+    brz("push", "-q", "-d", str(tree), url)  # no restart needed
+    brz("branch", "-q", bzr_store.bzr_url("phoenix/lintian-fixes/main"), str(tmp_path / "back"))
+    assert (tmp_path / "back" / "file1.txt").exists()

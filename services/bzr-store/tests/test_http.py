@@ -12,6 +12,7 @@ import pytest
 from fastbencode import bencode
 
 from janitor_bzr_store.smart import V3_PREFIX
+from janitor_bzr_store.store import Store
 
 from .conftest import PASSWORD, WORKER, BzrStore, add_codebase
 
@@ -29,6 +30,11 @@ def v3_request(*args: bytes) -> bytes:
         + arg_bytes
         + b"e"
     )
+
+
+def make_repository(bzr_store: BzrStore, codebase: str) -> None:
+    """The codebase's shared repository, as the service makes it on the first write (reads make nothing)."""
+    Store(bzr_store.vcs_path).ensure_repository(codebase)
 
 
 def smart(bzr_store: BzrStore, path: str, body: bytes, *, admin: bool = False, **kw: object) -> httpx.Response:
@@ -103,7 +109,7 @@ def test_unusable_repository_is_503_with_a_reason(bzr_store: BzrStore) -> None:
     # A push onto campaign/role where campaign/ cannot be a directory: refused
     # before Breezy runs, nothing written.
     add_codebase(bzr_store.database_url, "blocked")
-    assert smart(bzr_store, "blocked", v3_request(b"hello")).status_code == 200
+    make_repository(bzr_store, "blocked")
     (bzr_store.vcs_path / "blocked" / "lintian-fixes").write_text("not a directory")
     push = smart(
         bzr_store,
@@ -183,7 +189,7 @@ def test_symlink_planted_in_store_is_not_followed(bzr_store: BzrStore) -> None:
     outside.mkdir(exist_ok=True)
     (outside / "data.txt").write_text("PRIVATE-DATA")
     add_codebase(bzr_store.database_url, "linked")
-    smart(bzr_store, "linked", v3_request(b"hello"))  # creates the repository
+    make_repository(bzr_store, "linked")
     (bzr_store.vcs_path / "linked" / "lintian-fixes").symlink_to(outside)
     via_url = smart(bzr_store, "linked/lintian-fixes", v3_request(b"get", b"data.txt"), admin=True)
     assert via_url.status_code == 404
@@ -197,7 +203,8 @@ def test_symlink_planted_in_store_is_not_followed(bzr_store: BzrStore) -> None:
 
 def test_repository_lists(bzr_store: BzrStore) -> None:
     add_codebase(bzr_store.database_url, "listed")
-    smart(bzr_store, "listed", v3_request(b"hello"))
+    make_repository(bzr_store, "listed")
+    make_repository(bzr_store, "foo")
     for base in (bzr_store.admin_url + "/", bzr_store.public_url + "/bzr/"):
         as_json = httpx.get(base, headers={"Accept": "application/json"})
         assert as_json.headers["content-type"] == "application/json"

@@ -157,13 +157,6 @@ async def smart_endpoint(request: Request, path: str, interface: Interface) -> R
                 ctx.metrics.requests.labels(interface, kind, "challenged").inc()
                 return text_error(401, "authentication required to write", CHALLENGE)
 
-    try:
-        if not ctx.store.known(sp.codebase):
-            await run_blocking(ctx, ctx.store.ensure_repository, sp.codebase)
-    except (bzr_errors.BzrError, OSError) as e:
-        logger.error("repository for %s not usable: %s", sp.codebase, e)
-        return text_error(503, f"repository not openable: {sp.codebase}")
-
     # Write requests on one repository run one at a time, across threads and
     # processes (replicas on a shared volume): a push whose insert commits
     # while another's autopack removes the packs it read fails in Breezy with
@@ -171,8 +164,11 @@ async def smart_endpoint(request: Request, path: str, interface: Interface) -> R
     # their own when packs move, and are not held up.
     writes = writable and verb_kind == "write"
     lock = ctx.store.repository_path(sp.codebase) / WRITE_LOCK if writes else None
-    # A push onto campaign/role needs campaign/ (Breezy does not create parents).
-    prepare = (lambda: ctx.store.ensure_parent(sp)) if writes and sp.role else None
+    # Only writes create: the codebase's shared repository on the first one
+    # (again if it was removed meanwhile), and campaign/ for a push onto
+    # campaign/role (Breezy does not create parents). Reads of what does
+    # not exist are answered "no such branch" by Breezy, and leave nothing.
+    prepare = (lambda: ctx.store.prepare_write(sp)) if writes else None
     # Requests in progress are bounded: each holds up to QUEUE_DEPTH chunks
     # of body and of response. Beyond the bound, a clear 503 rather than a wait.
     if ctx.smart_active >= ctx.settings.max_smart_requests:
@@ -348,7 +344,7 @@ def admin_router() -> APIRouter:
         if not valid_codebase(codebase):
             return text_error(400, f"invalid codebase name: {codebase[:100]!r}")
         path = ctx.store.repository_path(codebase)
-        if not (ctx.store.known(codebase) or await run_blocking(ctx, ctx.store.has_repository, codebase)):
+        if not await run_blocking(ctx, ctx.store.has_repository, codebase):
             if not await ctx.codebases.exists(get_engine(request), codebase):
                 return text_error(404, f"no such codebase: {codebase}")
             return text_error(404, f"no repository for codebase: {codebase}")

@@ -412,7 +412,7 @@ class SmartCall:
             self._finish_worker()
             self._emit(Refused(str(e)))
             return False
-        except OSError as e:
+        except (OSError, bzr_errors.BzrError) as e:
             self._finish_worker()
             self._emit(NotUsable(str(e)))
             return False

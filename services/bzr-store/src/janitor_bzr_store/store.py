@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from breezy import errors as bzr_errors
 from breezy.controldir import format_registry
 
 from janitor_common.names import valid_campaign, valid_codebase
@@ -62,22 +63,14 @@ def parse_store_path(path: str) -> StorePath:
 class Store:
     def __init__(self, root: Path) -> None:
         self.root = root.absolute()
-        # Repositories seen to exist; saves a thread hop on every smart request.
-        self._known: set[str] = set()
-        # Campaign directories seen to exist (codebase, campaign).
-        self._parents: set[tuple[str, str]] = set()
-
-    def known(self, codebase: str) -> bool:
-        return codebase in self._known
 
     def has_repository(self, codebase: str) -> bool:
-        """Whether the codebase's repository exists (remembered once seen); blocking."""
-        if codebase in self._known:
-            return True
-        if (self.repository_path(codebase) / ".bzr").is_dir():
-            self._known.add(codebase)
-            return True
-        return False
+        """Whether the codebase's repository exists; blocking.
+
+        Looked at every time (one stat), never remembered: a repository
+        removed or restored under a running service is seen at once.
+        """
+        return (self.repository_path(codebase) / ".bzr").is_dir()
 
     def repository_path(self, codebase: str) -> Path:
         assert valid_codebase(codebase)
@@ -98,6 +91,8 @@ class Store:
     def ensure_repository(self, codebase: str) -> Path:
         """Create the codebase's shared repository unless it exists; blocking."""
         path = self.repository_path(codebase)
+        if path.is_symlink():  # planted: never create (or write) where it leads
+            raise bzr_errors.PathNotChild(str(path), str(self.root))
         if self.has_repository(codebase):
             return path
         lock_path = self.root / f".{codebase}.lock"
@@ -108,11 +103,10 @@ class Store:
                 controldir = format_registry.make_controldir("2a").initialize(str(path))
                 repo = controldir.create_repository(shared=True)
                 repo.set_make_working_trees(False)
-        self._known.add(codebase)
         return path
 
-    def ensure_parent(self, sp: StorePath) -> None:
-        """A push to ``campaign/role`` needs ``campaign/`` to exist; blocking."""
-        if sp.campaign and sp.role and (sp.codebase, sp.campaign) not in self._parents:
-            (self.repository_path(sp.codebase) / sp.campaign).mkdir(exist_ok=True)
-            self._parents.add((sp.codebase, sp.campaign))
+    def prepare_write(self, sp: StorePath) -> None:
+        """What a write needs first: the repository, and ``campaign/`` for ``campaign/role``; blocking."""
+        path = self.ensure_repository(sp.codebase)
+        if sp.campaign and sp.role:
+            (path / sp.campaign).mkdir(exist_ok=True)
