@@ -290,3 +290,42 @@ def test_a_repository_removed_under_the_service_is_recreated_by_the_next_push(
     brz("push", "-q", "-d", str(tree), url)  # no restart needed
     brz("branch", "-q", bzr_store.bzr_url("phoenix/lintian-fixes/main"), str(tmp_path / "back"))
     assert (tmp_path / "back" / "file1.txt").exists()
+
+
+def test_anonymous_clients_learn_no_lock_token(bzr_store: BzrStore, brz: Brz, tmp_path: Path) -> None:
+    from breezy.branch import Branch
+
+    from .test_http import smart, v3_request
+
+    add_codebase(bzr_store.database_url, "locked")
+    tree = tmp_path / "work"
+    brz("init", "-q", str(tree))
+    make_commits(brz, tree, 0, 1)
+    brz("push", "-q", "-d", str(tree), bzr_store.worker_url("locked/lintian-fixes/main"))
+    branch = Branch.open(str(bzr_store.vcs_path / "locked" / "lintian-fixes" / "main"))
+    token = branch.lock_write().token  # a worker's lock, held across requests as during a push
+    try:
+        assert token
+        for relpath in (b"lintian-fixes/main/.bzr/branch/lock/held/info", b"lintian-fixes/main/.bzr/branch/lock"):
+            got = smart(bzr_store, "locked", v3_request(b"get", relpath))
+            assert token not in got.content and b"oE" in got.content, got.content
+        listing = smart(bzr_store, "locked", v3_request(b"list_dir", b"lintian-fixes/main/.bzr/branch"))
+        assert b"lock" not in listing.content and b"branch.conf" in listing.content
+        # Lock-token verbs are writes: challenged, never run anonymously.
+        parent = smart(
+            bzr_store,
+            "locked/lintian-fixes/main",
+            v3_request(b"Branch.set_parent_location", b"", token, b"", b"http://evil/"),
+        )
+        assert parent.status_code == 401
+        # The worker's lock is untouched: the lock directory is still there for it.
+        worker = smart(
+            bzr_store,
+            "locked",
+            v3_request(b"get", b"lintian-fixes/main/.bzr/branch/lock/held/info"),
+            auth=("worker1", "correct horse"),
+        )
+        assert token in worker.content
+    finally:
+        branch.unlock()
+    assert Branch.open(str(bzr_store.vcs_path / "locked" / "lintian-fixes" / "main")).get_parent() is None

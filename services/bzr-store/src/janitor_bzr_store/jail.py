@@ -17,10 +17,12 @@ decorating layer.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from typing import Any
 
 from breezy import errors, urlutils
+from breezy.transport import NoSuchFile
 from breezy.transport.local import LocalTransport
 
 
@@ -77,6 +79,11 @@ class Jail:
         return candidate if stat.S_ISDIR(st.st_mode) else None
 
 
+# Breezy's lock directories: .bzr/lock (old formats) and .bzr/<branch|repository|checkout>/lock.
+LOCK_PATH = re.compile(r"/\.bzr/(?:[^/]+/)?lock(?:/|$)")
+BZR_DIR_SUFFIXES = ("/.bzr", "/.bzr/branch", "/.bzr/repository", "/.bzr/checkout")
+
+
 class JailedLocalTransport(LocalTransport):  # type: ignore[misc]
     def __init__(self, base: str, jail: Jail | None = None, *, readonly: bool = False) -> None:
         super().__init__(base)
@@ -86,10 +93,22 @@ class JailedLocalTransport(LocalTransport):  # type: ignore[misc]
     # -- confinement
 
     def _abspath(self, relative_reference: str) -> str:
-        return self._jail.check(super()._abspath(relative_reference))
+        return self._hide_locks(self._jail.check(super()._abspath(relative_reference)))
 
     def local_abspath(self, relpath: str) -> str:
-        return self._jail.check(super().local_abspath(relpath))
+        return self._hide_locks(self._jail.check(super().local_abspath(relpath)))
+
+    def _hide_locks(self, path: str) -> str:
+        """Anonymous clients see no lock directory: a held lock's info carries its token."""
+        if self._readonly and LOCK_PATH.search(path) is not None:
+            raise NoSuchFile(path)
+        return path
+
+    def list_dir(self, relpath: str) -> list[str]:
+        names: list[str] = super().list_dir(relpath)
+        if self._readonly and self._abspath(relpath).rstrip("/").endswith(BZR_DIR_SUFFIXES):
+            return [n for n in names if n != "lock"]
+        return names
 
     def clone(self, offset: str | None = None) -> JailedLocalTransport:
         if offset is None:
