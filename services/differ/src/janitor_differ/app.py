@@ -21,7 +21,7 @@ from janitor_common.web import error_response
 from .cache import DiffCache
 from .debdiff import DebdiffError
 from .debs import CorruptPackage
-from .diffoscope import DiffoscopeError
+from .diffoscope import DiffoscopeError, valid_css_url
 from .engine import DEBDIFF_TYPES, DIFFOSCOPE_TYPES, Differ
 from .limits import ToolOutOfMemory, ToolTimeout
 from .metrics import make_metrics
@@ -98,6 +98,8 @@ def create_app(settings: DifferSettings, *, subscribe: bool = True) -> FastAPI:
             else:
                 media_type = negotiate(request.headers.get("accept"), DIFFOSCOPE_TYPES)
                 css_url = request.query_params.get("css_url") or None
+                if css_url is not None and not valid_css_url(css_url):
+                    return error_response(request, 400, "invalid css_url: an http(s) URL or a path is expected")
                 body = await differ.diffoscope(old, new, media_type, filtered, css_url)
         except Exception as e:
             return failure(request, e, tool)

@@ -2,7 +2,7 @@
 
 A directory by default, or ``s3://``/``gs://`` so replicas share one cache.
 Each (tool, old run, new run) is one entry holding the raw result and its
-renderings (per content type, filter and stylesheet). Writes are atomic in every
+renderings (per content type and filter). Writes are atomic in every
 backend; an entry that cannot be read back as what it should be is treated
 as missing and recomputed, never served.
 
@@ -70,10 +70,9 @@ def _escape(run_id: str) -> str:
     return run_id.replace("_", "__")
 
 
-def rendering_name(media_type: str, filtered: bool, css_url: str | None) -> str:
+def rendering_name(media_type: str, filtered: bool) -> str:
     kind = media_type.replace("/", "-")
-    css = hashlib.sha256(css_url.encode()).hexdigest()[:16] if css_url else "nocss"
-    return f"render-{kind}-{'filtered' if filtered else 'full'}-{css}"
+    return f"render-{kind}-{'filtered' if filtered else 'full'}"
 
 
 class DiffCache:

@@ -11,11 +11,13 @@ subprocess: its Python API keeps global state.
 from __future__ import annotations
 
 import copy
+import html
 import json
 import os
 import re
 import shlex
 import tempfile
+import urllib.parse
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -180,6 +182,28 @@ def filter_boring(diff: dict[str, Any], old_version: str, new_version: str) -> d
 
 
 # ---------------------------------------------------------------- rendering
+
+
+MAX_CSS_URL = 2048
+
+
+def valid_css_url(value: str) -> bool:
+    """An http(s) URL or an absolute path, printable and bounded: nothing else reaches a page."""
+    if not value or len(value) > MAX_CSS_URL or not value.isprintable() or any(c.isspace() for c in value):
+        return False
+    if value.startswith("/"):
+        return not value.startswith("//")
+    parts = urllib.parse.urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def link_stylesheet(page: bytes, css_url: str) -> bytes:
+    """``page`` with a stylesheet link before ``</head>``, where diffoscope's own ``--css`` puts it."""
+    link = f'  <link href="{html.escape(css_url, quote=True)}" type="text/css" rel="stylesheet" />\n'.encode()
+    head_end = page.find(b"</head>")
+    if head_end == -1:
+        return page
+    return page[:head_end] + link + page[head_end:]
 
 
 async def render(

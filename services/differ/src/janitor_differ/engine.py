@@ -189,17 +189,24 @@ class Differ:
                 return debdiff.render_html(text).encode()
             return text.encode()
 
-        return await self._rendering("debdiff", old, new, rendering_name(media_type, filtered, None), render)
+        return await self._rendering("debdiff", old, new, rendering_name(media_type, filtered), render)
 
     async def diffoscope(
         self, old: RunInfo, new: RunInfo, media_type: str, filtered: bool, css_url: str | None
     ) -> bytes:
-        css = css_url if media_type == "text/html" else None
+        """The rendering; ``css_url`` (checked by the caller) is linked into HTML as it is served.
+
+        One HTML rendering per pair and filter, whatever stylesheets clients
+        ask for: a new ``css_url`` costs no render and no cache entry.
+        """
 
         async def render() -> bytes:
             diff = await self.diffoscope_raw(old, new)
             if filtered:
                 diff = diffoscope.filter_boring(diff, old.version, new.version)
-            return await diffoscope.render(self.settings.diffoscope_command, diff, media_type, self.limits, css)
+            return await diffoscope.render(self.settings.diffoscope_command, diff, media_type, self.limits, None)
 
-        return await self._rendering("diffoscope", old, new, rendering_name(media_type, filtered, css), render)
+        body = await self._rendering("diffoscope", old, new, rendering_name(media_type, filtered), render)
+        if css_url and media_type == "text/html":
+            body = diffoscope.link_stylesheet(body, css_url)
+        return body
