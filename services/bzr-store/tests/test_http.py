@@ -266,3 +266,35 @@ def test_unparsable_bodies_are_refused_at_once_and_never_run(bzr_store: BzrStore
     assert not (bzr_store.vcs_path / "foo" / "lintian-fixes" / "evil").exists()
     metrics = httpx.get(f"{bzr_store.admin_url}/metrics").text
     assert 'outcome="unparsable"' in metrics
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"bzr request 2\n" + b"get\x01" + b"x" * (70 << 10),  # protocol 2: no end to the request line
+        b"get\x01" + b"x" * (70 << 10),  # protocol 1
+        V3_PREFIX + struct.pack("!L", 70 << 10) + b"d" + b"x" * (70 << 10),  # protocol 3: header too long
+    ],
+)
+def test_every_protocol_version_is_refused_past_the_limit(bzr_store: BzrStore, head: bytes) -> None:
+    response = smart(bzr_store, "foo", head + b"\n" * 10)
+    assert response.status_code == 200 and response.content.startswith((b"error", V3_PREFIX))
+    if response.content.startswith(V3_PREFIX):
+        assert b"oE" in response.content and b"no request within the first bytes" in response.content
+
+
+def test_a_request_split_into_single_bytes_is_read_whole(bzr_store: BzrStore) -> None:
+    def one_byte_at_a_time():  # type: ignore[no-untyped-def]
+        for b in v3_request(b"hello"):
+            yield bytes([b])
+
+    response = httpx.post(f"{bzr_store.public_url}/bzr/foo/.bzr/smart", content=one_byte_at_a_time(), timeout=30)
+    assert response.status_code == 200 and b"ok" in response.content
+
+    # A write verb split the same way is still challenged before it runs.
+    def write_split():  # type: ignore[no-untyped-def]
+        for b in v3_request(b"mkdir", b"split", b""):
+            yield bytes([b])
+
+    challenged = httpx.post(f"{bzr_store.public_url}/bzr/foo/.bzr/smart", content=write_split(), timeout=30)
+    assert challenged.status_code == 401

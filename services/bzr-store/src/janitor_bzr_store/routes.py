@@ -29,6 +29,7 @@ from .context import BzrContext, get_context
 from .history import UnknownRevision, revision_info
 from .jail import jailed_transport
 from .smart import (
+    REQUEST_HEAD_LIMIT,
     BodyStalled,
     Last,
     NoSpace,
@@ -47,7 +48,8 @@ logger = logging.getLogger(__name__)
 
 Interface = Literal["admin", "public"]
 LIST_TYPES = ["application/json", "text/html", "text/plain"]
-SNIFF_LIMIT = 64 * 1024
+# Enough for a protocol-3 header and arguments each at their limit.
+SNIFF_LIMIT = 2 * REQUEST_HEAD_LIMIT + 64
 # Responses complete within this size and time are sent whole, with a
 # Content-Length; others are streamed (see smart_endpoint).
 WRITE_LOCK = ".janitor-write.lock"  # in the codebase's directory, beside .bzr
@@ -120,7 +122,8 @@ async def smart_endpoint(request: Request, path: str, interface: Interface) -> R
             ctx.metrics.requests.labels(interface, "other", "stalled").inc()
             return text_error(408, f"no request body for {idle:g}s", {"Connection": "close"})
         verb = sniff_verb(head)
-    # A request whose verb cannot be read from its first SNIFF_LIMIT bytes is
+    # A request whose verb cannot be read from its head (at most REQUEST_HEAD_LIMIT
+    # bytes of request line, or of protocol-3 header and of arguments) is
     # never run: the decision to ask for credentials must be made on the
     # real verb (a protocol-3 header of a MiB hid it before), and Breezy's
     # protocol-1 parser looks for the request line over the whole body again

@@ -49,6 +49,9 @@ OUT_CHUNK = 64 * 1024  # largest hand-over to the event loop
 # Output in older protocols is held back for the end of the request only up
 # to this size (see Output).
 SMALL_RESPONSE = 4 * 1024
+# The longest protocol-1/2 request line, or protocol-3 header, we read a verb
+# from; anything longer is refused before Breezy parses it.
+REQUEST_HEAD_LIMIT = 64 * 1024
 QUEUE_DEPTH = 8  # chunks in flight each way: bounds memory per request
 
 
@@ -67,12 +70,16 @@ def sniff_verb(data: bytes) -> bytes | type[Unknown] | None:
         if len(rest) < 4:
             return Unknown
         (hlen,) = struct.unpack("!L", rest[:4])
+        if hlen > REQUEST_HEAD_LIMIT:
+            return None
         rest = rest[4 + hlen :]
         if rest[:1] not in (b"", b"s"):
             return None
         if len(rest) < 5:
             return Unknown
         (alen,) = struct.unpack("!L", rest[1:5])
+        if alen > REQUEST_HEAD_LIMIT:
+            return None
         if len(rest) < 5 + alen:
             return Unknown
         try:
@@ -85,9 +92,9 @@ def sniff_verb(data: bytes) -> bytes | type[Unknown] | None:
     if V3_PREFIX.startswith(data) or V2_PREFIX.startswith(data):
         return Unknown
     line_start = len(V2_PREFIX) if data.startswith(V2_PREFIX) else 0
-    end = data.find(b"\n", line_start)
+    end = data.find(b"\n", line_start, line_start + REQUEST_HEAD_LIMIT + 1)
     if end == -1:
-        return Unknown if len(data) < 4096 else None
+        return Unknown if len(data) - line_start <= REQUEST_HEAD_LIMIT else None
     verb = data[line_start:end].split(b"\x01", 1)[0]
     return verb or None
 

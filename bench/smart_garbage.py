@@ -1,0 +1,114 @@
+"""Benchmark: what a body of garbage costs bzr-store (both interfaces), against a small request.
+
+POSTs 200 MiB without a newline (protocol-1 framing, the case Breezy's own
+parser makes quadratic) to the public and the admin smart endpoint of one
+bzr-store process, and reports the time to the answer and the growth of
+the server's peak resident set. Targets (issues on hostile input): each
+under 2 s, growth under 50 MB, and the admin path within 2 x the public.
+
+Usage: .venv/bin/python bench/smart_garbage.py [--mib N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from janitor_common.db import migrate
+from janitor_common.devstack import Postgres, RedisServer, free_port, stop_cleanly_on_signals
+from janitor_common.testing import ServiceProcess, console_script, service_env
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM")
+
+
+def garbage(mib: int):  # type: ignore[no-untyped-def]
+    chunk = b"x" * (1 << 20)
+    for _ in range(mib):
+        yield chunk
+
+
+def main() -> int:
+    stop_cleanly_on_signals()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mib", type=int, default=200)
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="bench-garbage-"))
+    base.chmod(0o755)
+    pg = Postgres(base / "pg", free_port(), fast=True)
+    redis = RedisServer(base / "redis", free_port())
+    pg.init()
+    pg.start()
+    redis.start()
+    service = None
+    try:
+        url = pg.create_database("bench")
+        migrate.upgrade(url)
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("INSERT INTO codebase (name) VALUES ('bench')")
+        (base / "vcs").mkdir()
+        admin, public = free_port(), free_port()
+        env = service_env(
+            JANITOR_DATABASE_URL=url,
+            JANITOR_REDIS_URL=redis.url,
+            JANITOR_CAMPAIGNS=json.dumps([{"name": "lintian-fixes"}]),
+            JANITOR_LOG_LEVEL="WARNING",
+        )
+        service = ServiceProcess(
+            [
+                console_script("janitor-bzr-store"),
+                *("--vcs-path", str(base / "vcs"), "--port", str(admin), "--public-port", str(public)),
+            ],
+            env,
+            f"http://127.0.0.1:{admin}/health",
+            base / "bzr-store.log",
+        )
+        service.start()
+        assert service.proc is not None
+        rows = []
+        with httpx.Client(timeout=300) as client:
+            small = f"http://127.0.0.1:{public}/bzr/bench/.bzr/smart"
+            client.post(small, content=b"bzr message 3 (bzr 1.6)\n")  # warm
+            for name, endpoint in (
+                ("public", f"http://127.0.0.1:{public}/bzr/bench/.bzr/smart"),
+                ("admin", f"http://127.0.0.1:{admin}/bench/.bzr/smart"),
+            ):
+                before = peak_rss_mib(service.proc.pid)
+                started = time.perf_counter()
+                response = client.post(endpoint, content=garbage(args.mib))
+                elapsed = time.perf_counter() - started
+                assert response.status_code == 200 and response.content.startswith(b"error"), response.content[:80]
+                rows.append((name, elapsed, peak_rss_mib(service.proc.pid) - before))
+        print(f"\n{args.mib} MiB without a newline to bzr-store's smart endpoints\n")
+        print("| interface | time to the answer (s) | peak RSS growth (MiB) |")
+        print("|---|---|---|")
+        for name, elapsed, growth in rows:
+            print(f"| {name} | {elapsed:.3f} | {growth:.1f} |")
+        ratio = rows[1][1] / rows[0][1]
+        # Below 0.1 s both are answered before the body is read; the ratio is noise then.
+        fast = max(elapsed for _, elapsed, _ in rows) < 0.1
+        print(f"\nadmin / public = {ratio:.2f}{' (both under 0.1 s: the ratio is noise)' if fast else ''}")
+        ok = all(elapsed < 2 and growth < 50 for _, elapsed, growth in rows) and (ratio <= 2 or fast)
+        return 0 if ok else 1
+    finally:
+        if service is not None:
+            service.stop()
+        redis.stop()
+        pg.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
