@@ -14,7 +14,7 @@ SRC_DIRS := libs/janitor-common/src services/bzr-store/src services/differ/src s
 TEST_DIRS := $(wildcard libs/janitor-common/tests services/bzr-store/tests services/differ/tests services/auto-upload/tests tests/deploy tests/integration)
 LINT_DIRS := $(SRC_DIRS) $(TEST_DIRS) $(wildcard bench scripts/*.py)
 
-.PHONY: all help system-deps install lock run test unit lint format bench clean k8s-check wheels compose-test
+.PHONY: all help system-deps install lock run test unit lint format bench clean k8s-check wheels compose-test fuzz
 
 all: install
 
@@ -26,6 +26,7 @@ help:
 	@echo "make system-deps  install the Debian packages the suite needs (root or sudo)"
 	@echo "make lock         recompile requirements/constraints.txt (needs network access to the index)"
 	@echo "make bench        run the benchmarks under bench/"
+	@echo "make fuzz         requests generated from every OpenAPI document, 200 per operation and mode"
 	@echo "make k8s-check    render deploy/k8s (base, overlays) and validate it offline"
 	@echo "make wheels       build wheels of the services and their dependencies into build/wheels"
 	@echo "make compose-test build the images, start deploy/compose.yaml for real, check it, tear it down"
@@ -63,6 +64,10 @@ unit: system-deps install
 	$(VPY) -m pytest $(TEST_DIRS)
 
 test: system-deps install lint k8s-check unit
+
+# make test runs the same with 25 examples per operation and mode.
+fuzz: system-deps install
+	JANITOR_FUZZ_EXAMPLES=200 $(VPY) -m pytest -q tests/integration/test_fuzz.py
 
 k8s-check: install
 	$(VPY) scripts/k8s_check.py

@@ -51,13 +51,13 @@ def store(
         yield running
 
 
-def test_64_stalled_clients_leave_the_public_port_answering(store: BzrStore, brz: Brz, tmp_path: Path) -> None:
+def test_200_stalled_clients_leave_the_public_port_answering(store: BzrStore, brz: Brz, tmp_path: Path) -> None:
     tree = tmp_path / "work"
     brz("init", "-q", str(tree))
     make_commits(brz, tree, 0, 3)
     brz("push", "-q", "-d", str(tree), store.worker_url("foo/lintian-fixes/main"))
     with ExitStack() as stack:
-        for _ in range(64):
+        for _ in range(200):
             stack.callback(stack.enter_context(stall(store)).close)
         time.sleep(0.5)  # let the service take them all in
         started = time.monotonic()
@@ -65,7 +65,9 @@ def test_64_stalled_clients_leave_the_public_port_answering(store: BzrStore, brz
         assert listing.status_code == 200 and "foo" in listing.text
         hello = httpx.post(f"{store.public_url}/bzr/foo/.bzr/smart", content=v3_request(b"hello"), timeout=5)
         assert hello.status_code == 200 and b"ok" in hello.content
-        assert time.monotonic() - started < 1.0
+        took = time.monotonic() - started
+        print(f"with 200 stalled clients: GET /bzr/ and a small smart request answered in {took * 1000:.0f} ms")
+        assert took < 1.0
         brz("branch", "-q", store.bzr_url("foo/lintian-fixes/main"), str(tmp_path / "copy"))
         assert (tmp_path / "copy" / "file2.txt").exists()
 

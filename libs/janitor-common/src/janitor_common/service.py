@@ -24,7 +24,14 @@ from . import __version__
 from .config import CommonSettings, ConfigError, load_settings
 from .db.engine import make_async_engine
 from .logs import setup_logging
-from .web import HttpMetrics, install_common_routes, install_error_handlers, postgres_check, redis_check
+from .web import (
+    HttpMetrics,
+    document_common_answers,
+    install_common_routes,
+    install_error_handlers,
+    postgres_check,
+    redis_check,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +94,7 @@ def create_service_app(
     app.state.settings = settings
     app.state.registry = registry
     install_error_handlers(app)
+    document_common_answers(app)
     install_common_routes(
         app,
         registry,

@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 from janitor_common.artifacts import get_artifact_manager
 from janitor_common.pubsub import ResultMessage, ResultSubscriber
 from janitor_common.service import create_service_app
-from janitor_common.web import error_response
+from janitor_common.web import answers, error_response
 
 from . import ledger
 from .metrics import make_metrics
@@ -117,7 +117,7 @@ def create_app(settings: AutoUploadSettings, *, run_workers: bool = True) -> Fas
 
     app = create_service_app("janitor auto-upload", settings, registry=registry, extra_lifespan=lifespan)
 
-    @app.get("/uploads")
+    @app.get("/uploads", responses=answers(["application/json"]))
     async def uploads(request: Request, state: str | None = None) -> Response:
         try:
             rows = await ledger.entries(request.state.engine, state)

@@ -23,6 +23,7 @@ from janitor_common.auth import CHALLENGE, parse_basic
 from janitor_common.names import valid_campaign, valid_codebase, valid_revision
 from janitor_common.negotiate import negotiate
 from janitor_common.service import get_engine
+from janitor_common.web import answers
 
 from . import diffcmd
 from .context import BzrContext, get_context
@@ -338,7 +339,7 @@ def bad_revisions(*revisions: str) -> Response | None:
 def admin_router() -> APIRouter:
     router = APIRouter()
 
-    @router.get("/")
+    @router.get("/", responses=answers(LIST_TYPES, 406))
     async def list_repositories(request: Request) -> Response:
         return await repository_list(request, "/")
 
@@ -353,7 +354,7 @@ def admin_router() -> APIRouter:
             return text_error(404, f"no repository for codebase: {codebase}")
         return ctx, str(path)
 
-    @router.get("/{codebase}/diff")
+    @router.get("/{codebase}/diff", responses=answers(["text/x-diff"], 404, 500, 504))
     async def diff(request: Request, codebase: str, old: str, new: str) -> Response:
         if bad := bad_revisions(old, new):
             return bad
@@ -363,7 +364,7 @@ def admin_router() -> APIRouter:
         ctx, repo_path = found
         return await stream_diff(ctx, repo_path, old, new)
 
-    @router.get("/{codebase}/revision-info")
+    @router.get("/{codebase}/revision-info", responses=answers(["application/json"], 404))
     async def revision_info_route(request: Request, codebase: str, old: str, new: str) -> Response:
         if bad := bad_revisions(old, new):
             return bad
@@ -380,7 +381,7 @@ def admin_router() -> APIRouter:
             return text_error(503, f"repository not openable: {codebase}")
         return JSONResponse(info)
 
-    @router.post("/{codebase}/remotes/{remote}")
+    @router.post("/{codebase}/remotes/{remote}", responses=answers([], 404, 415, ok_status=204))
     async def set_remote(request: Request, codebase: str, remote: str) -> Response:
         if not valid_campaign(remote):
             return text_error(400, f"invalid remote name: {remote[:100]!r}")
@@ -418,7 +419,7 @@ def admin_router() -> APIRouter:
 def public_router() -> APIRouter:
     router = APIRouter()
 
-    @router.get("/")
+    @router.get("/", responses=answers(["text/html"]))
     async def index() -> HTMLResponse:
         return HTMLResponse(
             "<!DOCTYPE html><html><head><title>Janitor Bazaar store</title></head><body>"
@@ -427,7 +428,7 @@ def public_router() -> APIRouter:
             "<code>brz branch bzr+http://HOST/bzr/CODEBASE/CAMPAIGN/main</code>.</p></body></html>"
         )
 
-    @router.get("/bzr/")
+    @router.get("/bzr/", responses=answers(LIST_TYPES, 406))
     async def list_repositories(request: Request) -> Response:
         return await repository_list(request, "/bzr/")
 

@@ -16,7 +16,7 @@ from janitor_common.artifacts import get_artifact_manager
 from janitor_common.negotiate import NotAcceptable, negotiate
 from janitor_common.pubsub import ResultSubscriber
 from janitor_common.service import create_service_app
-from janitor_common.web import error_response
+from janitor_common.web import answers, error_response
 
 from .cache import DiffCache
 from .debdiff import DebdiffError
@@ -105,22 +105,22 @@ def create_app(settings: DifferSettings, *, subscribe: bool = True) -> FastAPI:
             return failure(request, e, tool)
         return Response(body, media_type=media_type)
 
-    @app.get("/debdiff/{old_id}/{new_id}")
+    @app.get("/debdiff/{old_id}/{new_id}", responses=answers(DEBDIFF_TYPES, 404, 406, 500, 504))
     async def get_debdiff(request: Request, old_id: str, new_id: str) -> Response:
         return await serve_diff(request, "debdiff", old_id, new_id)
 
-    @app.get("/diffoscope/{old_id}/{new_id}")
+    @app.get("/diffoscope/{old_id}/{new_id}", responses=answers(DIFFOSCOPE_TYPES, 404, 406, 500, 504))
     async def get_diffoscope(request: Request, old_id: str, new_id: str) -> Response:
         return await serve_diff(request, "diffoscope", old_id, new_id)
 
-    @app.post("/precache/{old_id}/{new_id}", status_code=202)
+    @app.post("/precache/{old_id}/{new_id}", status_code=202, responses=answers(["application/json"], ok_status=202))
     async def precache(request: Request, old_id: str, new_id: str) -> Response:
         precacher: Precacher = request.state.precacher
         if not precacher.submit(old_id, new_id):
             return error_response(request, 503, "precache queue is full")
         return JSONResponse({"old_id": old_id, "new_id": new_id}, status_code=202)
 
-    @app.post("/precache-all")
+    @app.post("/precache-all", responses=answers(["application/json"]))
     async def precache_all(request: Request) -> Response:
         precacher: Precacher = request.state.precacher
         pairs = await all_pairs(request.state.differ.engine)
