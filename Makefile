@@ -8,8 +8,8 @@ PYTHON ?= python3
 PIPFILTER := 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
 VENV := .venv
 VPY := $(VENV)/bin/python
-PACKAGES := libs/janitor-common services/bzr-store services/differ services/auto-upload
-SRC_DIRS := libs/janitor-common/src services/bzr-store/src services/differ/src services/auto-upload/src
+PACKAGES := libs/janitor-common libs/janitor-dev services/bzr-store services/differ services/auto-upload
+SRC_DIRS := libs/janitor-common/src libs/janitor-dev/src services/bzr-store/src services/differ/src services/auto-upload/src
 # Only directories that exist: a fresh clone has no empty ones.
 TEST_DIRS := $(wildcard libs/janitor-common/tests services/bzr-store/tests services/differ/tests services/auto-upload/tests tests/deploy tests/integration)
 LINT_DIRS := $(SRC_DIRS) $(TEST_DIRS) $(wildcard bench scripts/*.py)
@@ -49,7 +49,7 @@ lock:
 	rm requirements/constraints.in.txt
 
 run: system-deps install
-	$(VPY) -m janitor_common.devrun
+	$(VPY) -m janitor_dev.devrun
 
 lint: install
 	$(VENV)/bin/ruff check $(LINT_DIRS)

@@ -26,8 +26,8 @@ import psycopg
 from fastbencode import bencode
 
 from janitor_common.db import migrate
-from janitor_common.devstack import Postgres, RedisServer, free_port, stop_cleanly_on_signals
-from janitor_common.testing import ServiceProcess, console_script, service_env
+from janitor_dev.devstack import Postgres, RedisServer, free_port, stop_cleanly_on_signals
+from janitor_dev.testing import ServiceProcess, console_script, service_env
 
 V3 = b"bzr message 3 (bzr 1.6)\n"
 

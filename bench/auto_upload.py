@@ -30,10 +30,10 @@ import psycopg
 import redis
 
 from janitor_common.db import migrate
-from janitor_common.debbuild import build_upload
-from janitor_common.devrun import ensure_signing_key
-from janitor_common.devstack import Postgres, RedisServer, free_port, stop_cleanly_on_signals
-from janitor_common.testing import ServiceProcess, console_script, service_env
+from janitor_dev.debbuild import build_upload
+from janitor_dev.devrun import ensure_signing_key
+from janitor_dev.devstack import Postgres, RedisServer, free_port, stop_cleanly_on_signals
+from janitor_dev.testing import ServiceProcess, console_script, service_env
 
 
 def log(message: str) -> None:

@@ -36,8 +36,8 @@ from pathlib import Path
 import psycopg
 
 from janitor_common.db import migrate
-from janitor_common.devstack import Postgres, RedisServer, free_port, stop_cleanly_on_signals
-from janitor_common.testing import ServiceProcess, console_script, service_env
+from janitor_dev.devstack import Postgres, RedisServer, free_port, stop_cleanly_on_signals
+from janitor_dev.testing import ServiceProcess, console_script, service_env
 
 BIN = Path(sys.executable).parent
 BRZ = str(BIN / "brz")

@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 import bzr_store as B
 
 from janitor_common.db import migrate
-from janitor_common.devstack import Postgres, RedisServer, free_port, stop_cleanly_on_signals
-from janitor_common.testing import ServiceProcess, console_script, service_env
+from janitor_dev.devstack import Postgres, RedisServer, free_port, stop_cleanly_on_signals
+from janitor_dev.testing import ServiceProcess, console_script, service_env
 
 MEASURES = ("branch medium", "16 concurrent branches", "push 50 commits")
 

@@ -28,9 +28,9 @@ import httpx
 import psycopg
 
 from janitor_common.db import migrate
-from janitor_common.debbuild import build_deb
-from janitor_common.devstack import Postgres, RedisServer, free_port, stop_cleanly_on_signals
-from janitor_common.testing import ServiceProcess, console_script, service_env
+from janitor_dev.debbuild import build_deb
+from janitor_dev.devstack import Postgres, RedisServer, free_port, stop_cleanly_on_signals
+from janitor_dev.testing import ServiceProcess, console_script, service_env
 
 OLD_V, NEW_V = "1.0-1~jan+unchanged1", "1.0-2~jan+lint1"
 TYPES = {

@@ -21,8 +21,8 @@ from pathlib import Path
 import httpx
 
 from janitor_common.db import migrate
-from janitor_common.devstack import Postgres, RedisServer, free_port, stop_cleanly_on_signals
-from janitor_common.testing import ServiceProcess, console_script, service_env
+from janitor_dev.devstack import Postgres, RedisServer, free_port, stop_cleanly_on_signals
+from janitor_dev.testing import ServiceProcess, console_script, service_env
 
 
 def peak_rss_mib(pid: int) -> float:

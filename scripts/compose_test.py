@@ -27,9 +27,9 @@ from pathlib import Path
 
 import httpx
 
-from janitor_common.debbuild import build_upload
-from janitor_common.devrun import ensure_signing_key
-from janitor_common.devstack import port_in_use
+from janitor_dev.debbuild import build_upload
+from janitor_dev.devrun import ensure_signing_key
+from janitor_dev.devstack import port_in_use
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"

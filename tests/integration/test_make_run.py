@@ -1,7 +1,7 @@
 """``make run``'s stack from a directory only root can enter, as a clone under /root is.
 
 The command ``make run`` ends in is run as it runs it (``python -m
-janitor_common.devrun`` in the checkout, with ``.run/`` there); the install
+janitor_dev.devrun`` in the checkout, with ``.run/`` there); the install
 steps before it are what ``make test`` has just done.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from janitor_common.devstack import free_port, pg_data_dir, port_in_use
+from janitor_dev.devstack import free_port, pg_data_dir, port_in_use
 
 READY = "The Janitor services are running"
 SERVICE_PORTS = (9929, 9930, 9920, 9933)
@@ -46,7 +46,7 @@ class Run:
         self.log = checkout / f"make-run-{time.monotonic_ns()}.log"
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "janitor_common.devrun"],
+                [sys.executable, "-m", "janitor_dev.devrun"],
                 cwd=checkout,
                 env=env,
                 stdout=out,

@@ -24,10 +24,10 @@ import psycopg
 import pytest
 import redis
 
-from janitor_common.debbuild import build_upload
-from janitor_common.devrun import ensure_signing_key
-from janitor_common.devstack import Postgres, RedisServer, free_port
-from janitor_common.testing import ServiceProcess, console_script, service_env, world_traversable_tmpdir
+from janitor_dev.debbuild import build_upload
+from janitor_dev.devrun import ensure_signing_key
+from janitor_dev.devstack import Postgres, RedisServer, free_port
+from janitor_dev.testing import ServiceProcess, console_script, service_env, world_traversable_tmpdir
 
 WORKER, PASSWORD = "runner-1", "s3cret pass"
 CONF = """\

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from janitor_common.devstack import RedisServer, free_port
 from janitor_common.pubsub import ResultMessage, ResultSubscriber, publish_result
+from janitor_dev.devstack import RedisServer, free_port
 
 
 def test_message_model_tolerates_extras_and_empty_target() -> None:

@@ -12,8 +12,8 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from janitor_common.devstack import free_port
 from janitor_common.slowloris import HeaderTimeoutProtocol
+from janitor_dev.devstack import free_port
 
 
 class QuickTimeout(HeaderTimeoutProtocol):

@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry
 from janitor_common.config import CommonSettings
 from janitor_common.negotiate import NotAcceptable, negotiate, prefers_json
 from janitor_common.service import create_service_app
-from janitor_common.testing import asgi_client
+from janitor_dev.testing import asgi_client
 
 OFFERED = ["text/plain", "text/markdown", "text/html", "application/json"]
 
@@ -94,7 +94,7 @@ async def test_errors_are_plain_text_unless_json_preferred(app_client: httpx.Asy
 async def test_ready_503_with_reason_when_redis_is_down(
     monkeypatch: pytest.MonkeyPatch, janitor_env: dict[str, str]
 ) -> None:
-    from janitor_common.devstack import free_port
+    from janitor_dev.devstack import free_port
 
     monkeypatch.setenv("JANITOR_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
     app = create_service_app("test", CommonSettings())  # type: ignore[call-arg]

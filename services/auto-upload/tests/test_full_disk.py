@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from janitor_auto_upload.app import create_app
-from janitor_common.debbuild import build_upload
-from janitor_common.testing import asgi_client
+from janitor_dev.debbuild import build_upload
+from janitor_dev.testing import asgi_client
 
 from .conftest import Keyring, Target, add_build, upload_settings
 from .test_uploads import verify

@@ -16,9 +16,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from janitor_common.debbuild import build_upload
-from janitor_common.devstack import free_port
-from janitor_common.testing import ServiceProcess, console_script, service_env
+from janitor_dev.debbuild import build_upload
+from janitor_dev.devstack import free_port
+from janitor_dev.testing import ServiceProcess, console_script, service_env
 
 from .conftest import Keyring, Target, UploadServer, add_build
 

@@ -8,9 +8,9 @@ import httpx
 
 from janitor_auto_upload.app import create_app
 from janitor_auto_upload.settings import AutoUploadSettings
-from janitor_common.debbuild import build_upload
-from janitor_common.devstack import free_port
-from janitor_common.testing import ServiceProcess, asgi_client, console_script, service_env
+from janitor_dev.debbuild import build_upload
+from janitor_dev.devstack import free_port
+from janitor_dev.testing import ServiceProcess, asgi_client, console_script, service_env
 
 from .conftest import Keyring, Target, add_build
 

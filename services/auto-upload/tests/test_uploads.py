@@ -12,9 +12,9 @@ import psycopg
 import redis.asyncio as aioredis
 
 from janitor_auto_upload.app import create_app
-from janitor_common.debbuild import build_upload
 from janitor_common.pubsub import publish_result
-from janitor_common.testing import asgi_client
+from janitor_dev.debbuild import build_upload
+from janitor_dev.testing import asgi_client
 
 from .conftest import Keyring, Target, UploadServer, add_build, upload_settings
 
@@ -136,7 +136,7 @@ async def test_debsign_failure_runs_no_dput(
 async def test_dput_failure_is_retried_then_recorded(
     database_url: str, redis_url: str, target: Target, keyring: Keyring
 ) -> None:
-    from janitor_common.devstack import free_port
+    from janitor_dev.devstack import free_port
 
     build_upload(target.artifacts / "run-d", "down", "1.0")
     add_build(database_url, "run-d", "down", "1.0")
@@ -179,7 +179,7 @@ async def test_results_published_while_stopped_are_caught_up(
 def test_backfill_twice_uploads_once(database_url: str, redis_url: str, target: Target, keyring: Keyring) -> None:
     import os
 
-    from janitor_common.testing import console_script
+    from janitor_dev.testing import console_script
 
     # Two builds of one source: only the newer is backfilled; another source too.
     build_upload(target.artifacts / "old-build", "bf", "1.0")

@@ -13,8 +13,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from janitor_common.devstack import free_port
-from janitor_common.testing import ServiceProcess, console_script, service_env
+from janitor_dev.devstack import free_port
+from janitor_dev.testing import ServiceProcess, console_script, service_env
 
 WORKER = "worker1"
 PASSWORD = "correct horse"

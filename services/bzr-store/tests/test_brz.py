@@ -210,8 +210,8 @@ def test_two_processes_serve_one_store(bzr_store: BzrStore, brz: Brz, tmp_path: 
     """Replicas on one store: concurrent pushes through each, then reads through the other."""
     import json
 
-    from janitor_common.devstack import free_port
-    from janitor_common.testing import ServiceProcess, console_script, service_env
+    from janitor_dev.devstack import free_port
+    from janitor_dev.testing import ServiceProcess, console_script, service_env
 
     from .conftest import CAMPAIGNS
 

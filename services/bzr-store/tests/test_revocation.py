@@ -11,7 +11,7 @@ from contextlib import ExitStack
 import httpx
 import pytest
 
-from janitor_common.testing import console_script, service_env
+from janitor_dev.testing import console_script, service_env
 
 from .conftest import PASSWORD, WORKER, running_store, store_database
 from .test_http import v3_request

@@ -7,8 +7,8 @@ import httpx
 
 from janitor_bzr_store.app import create_admin_app
 from janitor_bzr_store.settings import BzrStoreSettings
-from janitor_common.devstack import free_port
-from janitor_common.testing import ServiceProcess, asgi_client, console_script, service_env
+from janitor_dev.devstack import free_port
+from janitor_dev.testing import ServiceProcess, asgi_client, console_script, service_env
 
 
 async def test_admin_app_health_ready_metrics(janitor_env: dict[str, str], tmp_path: Path) -> None:

@@ -11,8 +11,8 @@ import httpx
 import psycopg
 import pytest
 
-from janitor_common.debbuild import build_deb
-from janitor_common.testing import asgi_client
+from janitor_dev.debbuild import build_deb
+from janitor_dev.testing import asgi_client
 from janitor_differ.app import create_app
 from janitor_differ.settings import DifferSettings
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from janitor_common.debbuild import build_deb
-from janitor_common.testing import asgi_client
+from janitor_dev.debbuild import build_deb
+from janitor_dev.testing import asgi_client
 from janitor_differ.app import create_app
 from janitor_differ.cache import PAIR, CacheKey, DiffCache
 

@@ -13,7 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from janitor_common.pubsub import publish_result
-from janitor_common.testing import asgi_client
+from janitor_dev.testing import asgi_client
 from janitor_differ.app import create_app
 
 from .conftest import NEW_VERSION, OLD_VERSION, World, add_run, build_new, build_old, calls, differ_settings
@@ -272,7 +272,7 @@ async def test_precache_routes(client: httpx.AsyncClient, world: World) -> None:
 
 def test_missing_artifact_location_is_one_line(janitor_env: dict[str, str], tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "JANITOR_ARTIFACT_LOCATION"}
-    from janitor_common.testing import console_script
+    from janitor_dev.testing import console_script
 
     proc = subprocess.run([console_script("janitor-differ")], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import httpx
 
-from janitor_common.devstack import free_port
-from janitor_common.testing import ServiceProcess, asgi_client, console_script, service_env
+from janitor_dev.devstack import free_port
+from janitor_dev.testing import ServiceProcess, asgi_client, console_script, service_env
 from janitor_differ.app import create_app
 from janitor_differ.settings import DifferSettings
 

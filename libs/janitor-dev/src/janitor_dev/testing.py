@@ -25,7 +25,8 @@ import pytest
 import redis as redis_sync
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .db import migrate
+from janitor_common.db import migrate
+
 from .devstack import Postgres, RedisServer, free_port
 
 TEMPLATE_DB = "janitor_template"

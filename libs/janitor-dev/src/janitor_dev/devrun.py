@@ -21,7 +21,8 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from .db import migrate
+from janitor_common.db import migrate
+
 from .devstack import (
     DevStackError,
     Postgres,
