@@ -7,13 +7,12 @@ ourselves with asyncio subprocesses (see the README).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import re
-import signal
 from dataclasses import dataclass
 from pathlib import Path
+
+from janitor_common import proc
 
 # Output that means "try again later": the target was unreachable for now,
 # or could not take the files now (a full disk there, a transfer cut off).
@@ -66,25 +65,11 @@ class ToolRun:
 
 
 async def run(argv: list[str], *, cwd: Path, env: dict[str, str], time_limit: float) -> ToolRun:
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        cwd=cwd,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,  # debsign asks questions on stdin otherwise
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
-    )
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(), time_limit)
-    except (TimeoutError, asyncio.CancelledError) as e:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        await proc.wait()
-        if isinstance(e, asyncio.CancelledError):
-            raise
+        done = await proc.run(argv, time_limit=time_limit, cwd=cwd, env=env, merge_stderr=True)
+    except proc.TimedOut:
         return ToolRun(argv, -1, f"no answer within {time_limit:g}s")
-    return ToolRun(argv, proc.returncode or 0, out.decode("utf-8", "replace"))
+    return ToolRun(argv, done.returncode, done.stdout.decode("utf-8", "replace"))
 
 
 def debsign_argv(changes: Path, keyid: str | None) -> list[str]:

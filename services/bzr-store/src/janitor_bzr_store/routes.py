@@ -7,7 +7,6 @@ import html
 import json
 import logging
 import os
-import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -19,6 +18,7 @@ from breezy.transport import Transport
 from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 
+from janitor_common import proc
 from janitor_common.auth import CHALLENGE, parse_basic
 from janitor_common.names import valid_campaign, valid_codebase, valid_revision
 from janitor_common.negotiate import negotiate
@@ -444,42 +444,27 @@ async def stream_diff(ctx: BzrContext, repo_path: str, old: str, new: str) -> Re
     """Run the diff in a subprocess; 404/503 before any output, 504 at the deadline."""
     started = time.monotonic()
     deadline = started + ctx.settings.diff_timeout
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        diffcmd.__name__,
-        repo_path,
-        old,
-        new,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        stdin=asyncio.subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    assert proc.stdout is not None and proc.stderr is not None
-
-    def kill() -> None:
-        if proc.returncode is None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    process = await proc.start([sys.executable, "-m", diffcmd.__name__, repo_path, old, new])
+    assert process.stdout is not None and process.stderr is not None
 
     async def read(n: int = 65536) -> bytes:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError
-        return await asyncio.wait_for(proc.stdout.read(n), remaining)  # type: ignore[union-attr]
+        return await asyncio.wait_for(process.stdout.read(n), remaining)  # type: ignore[union-attr]
 
     try:
         first = await read()
     except TimeoutError:
-        kill()
-        await proc.wait()
+        await proc.finish(process)
         return text_error(504, f"diff took longer than {ctx.settings.diff_timeout:g}s")
+    except BaseException:
+        await asyncio.shield(proc.finish(process))
+        raise
     if not first:
-        stderr = (await proc.stderr.read()).decode(errors="replace").strip()
-        code = await proc.wait()
+        stderr = (await process.stderr.read()).decode(errors="replace").strip()
+        code = await process.wait()
+        await proc.finish(process)
         ctx.metrics.diff_duration.observe(time.monotonic() - started)
         if code == diffcmd.UNKNOWN_REVISION:
             return text_error(404, stderr)
@@ -502,10 +487,9 @@ async def stream_diff(ctx: BzrContext, repo_path: str, old: str, new: str) -> Re
                         "diff of %s %s..%s cut at the %gs deadline", repo_path, old, new, ctx.settings.diff_timeout
                     )
                     return
-            await proc.wait()
+            await process.wait()
         finally:
-            kill()
-            await proc.wait()
+            await asyncio.shield(proc.finish(process))
             ctx.metrics.diff_duration.observe(time.monotonic() - started)
 
     return StreamingResponse(produce(), media_type="text/x-diff")

@@ -1,18 +1,15 @@
-"""Diff tools run as subprocesses with a timeout and an address-space limit.
+"""Diff tools run with a timeout and an address-space limit (``janitor_common.proc``).
 
-Each tool runs in its own process group so a timeout kills everything it
-started (diffoscope forks helpers). The memory limit is applied by
-``prlimit`` rather than a ``preexec_fn``, which is unsafe in a process with
-threads.
+What is the differ's own: how running out of memory shows in a tool's
+output, and the errors its routes map to 504 and 503.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
-import signal
 from dataclasses import dataclass
+
+from janitor_common import proc
 
 # How running out of address space shows on stderr: Python's MemoryError, a
 # shared library that cannot be mapped, or a C tool's ENOMEM.
@@ -50,38 +47,18 @@ class Limits:
     memory_mb: int | None
 
 
-def _killpg(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-
-
 async def run_tool(argv: list[str], limits: Limits, *, cwd: str | None = None) -> ToolResult:
-    """Run ``argv``; raise ``ToolTimeout`` / ``ToolOutOfMemory`` (the group is killed)."""
-    if limits.memory_mb:
-        argv = ["prlimit", f"--as={limits.memory_mb * 1024 * 1024}", "--", *argv]
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=cwd,
-        start_new_session=True,
-        env={**os.environ, "LC_ALL": "C.UTF-8", "TZ": "UTC"},
-    )
+    """Run ``argv``; raise ``ToolTimeout`` / ``ToolOutOfMemory`` (its whole group is killed either way)."""
     try:
-        stdout, stderr = await asyncio.wait_for(proc.communicate(), limits.timeout)
-    except TimeoutError:
-        _killpg(proc.pid)
-        await proc.wait()
-        raise ToolTimeout(f"{os.path.basename(argv[0])} took longer than {limits.timeout:g}s") from None
-    except asyncio.CancelledError:
-        _killpg(proc.pid)
-        await proc.wait()
-        raise
-    finally:
-        # Helpers the tool started and left behind die with the group.
-        _killpg(proc.pid)
-    assert proc.returncode is not None
-    if any(signature in stderr for signature in OUT_OF_MEMORY):
-        raise ToolOutOfMemory(stderr.decode("utf-8", "replace")[-500:])
-    return ToolResult(proc.returncode, stdout, stderr)
+        done = await proc.run(
+            argv,
+            time_limit=limits.timeout,
+            cwd=cwd,
+            env={**os.environ, "LC_ALL": "C.UTF-8", "TZ": "UTC"},
+            memory_limit=limits.memory_mb * 1024 * 1024 if limits.memory_mb else None,
+        )
+    except proc.TimedOut as e:
+        raise ToolTimeout(str(e)) from None
+    if any(signature in done.stderr for signature in OUT_OF_MEMORY):
+        raise ToolOutOfMemory(done.stderr.decode("utf-8", "replace")[-500:])
+    return ToolResult(done.returncode, done.stdout, done.stderr)
