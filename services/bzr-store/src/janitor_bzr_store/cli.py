@@ -22,10 +22,17 @@ def build_parser() -> argparse.ArgumentParser:
         "The admin interface (--port) is for the deployment only; the public one (--public-port) "
         "is read-only for anonymous clients and writable for workers.",
     )
-    parser.add_argument("--vcs-path", metavar="DIR", help="directory holding the repositories ($JANITOR_VCS_PATH)")
+    parser.add_argument(
+        "--vcs-path", metavar="DIR", help="directory holding the repositories (required; or $JANITOR_VCS_PATH)"
+    )
     add_common_arguments(parser, default_port=9929)
     parser.add_argument("--public-port", type=int, metavar="PORT", help="public interface port (default: 9930)")
-    parser.add_argument("--client-max-size", type=int, metavar="BYTES", help="largest request body accepted")
+    parser.add_argument(
+        "--client-max-size",
+        type=int,
+        metavar="BYTES",
+        help="largest request body accepted (default: 2147483648, 2 GiB)",
+    )
     return parser
 
 

@@ -19,9 +19,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG, description="Compare the binary packages of two runs with debdiff and diffoscope."
     )
     add_common_arguments(parser, default_port=9920)
-    parser.add_argument("--cache-path", metavar="DIR", help="where results are cached (directory, s3:// or gs://)")
-    parser.add_argument("--task-memory-limit", type=int, metavar="MB", help="address-space limit per diff (1500)")
-    parser.add_argument("--task-timeout", type=float, metavar="S", help="time limit per diff in seconds (60)")
+    parser.add_argument(
+        "--cache-path",
+        metavar="DIR",
+        help="where results are cached: a directory, s3://BUCKET/PREFIX or gs://BUCKET/PREFIX"
+        " (default: differ-cache in the current directory)",
+    )
+    parser.add_argument(
+        "--task-memory-limit", type=int, metavar="MB", help="address-space limit per diff in MB (default: 1500)"
+    )
+    parser.add_argument("--task-timeout", type=float, metavar="S", help="time limit per diff in seconds (default: 60)")
     parser.add_argument("--diffoscope-command", metavar="CMD", help="diffoscope executable (default: diffoscope)")
     return parser
 
