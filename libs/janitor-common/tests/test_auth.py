@@ -5,14 +5,11 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
-from fastapi import Depends, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from janitor_common.auth import check_worker, parse_basic, worker_dependency
+from janitor_common.auth import check_worker, parse_basic
 from janitor_common.db.engine import make_async_engine
-from janitor_common.web import install_error_handlers
 
 JANITOR_DB = str(Path(sys.executable).parent / "janitor-db")
 
@@ -69,36 +66,6 @@ def test_unreachable_database_is_one_line() -> None:
 
 def basic(user: str, password: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
-
-
-async def test_dependency_401s_look_the_same(database_url: str, engine: AsyncEngine) -> None:
-    assert janitor_db(database_url, "add-worker", "alice", stdin="pw\n").returncode == 0
-    app = FastAPI()
-    install_error_handlers(app)
-    required = worker_dependency(lambda request: engine)
-    optional = worker_dependency(lambda request: engine, optional=True)
-
-    @app.get("/private")
-    async def private(request: Request, worker: str | None = Depends(required)) -> dict[str, str | None]:
-        return {"worker": worker}
-
-    @app.get("/maybe")
-    async def maybe(request: Request, worker: str | None = Depends(optional)) -> dict[str, str | None]:
-        return {"worker": worker}
-
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
-        ok = await client.get("/private", headers=basic("alice", "pw"))
-        assert ok.json() == {"worker": "alice"}
-        wrong_pw = await client.get("/private", headers=basic("alice", "nope"))
-        unknown = await client.get("/private", headers=basic("mallory", "pw"))
-        assert wrong_pw.status_code == unknown.status_code == 401
-        assert wrong_pw.text == unknown.text
-        assert wrong_pw.headers["www-authenticate"] == 'Basic realm="janitor"'
-        none = await client.get("/private")
-        assert none.status_code == 401 and "www-authenticate" in none.headers
-        assert (await client.get("/maybe")).json() == {"worker": None}
-        assert (await client.get("/maybe", headers=basic("alice", "nope"))).status_code == 401
-        assert (await client.get("/maybe", headers={"Authorization": "Basic !!!"})).status_code == 401
 
 
 def test_parse_basic() -> None:

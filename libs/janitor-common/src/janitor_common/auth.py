@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Awaitable, Callable
 
-from fastapi import HTTPException, Request
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -68,30 +66,3 @@ async def check_worker(engine: AsyncEngine, name: str, password: str) -> bool:
     async with engine.connect() as conn:
         result = await conn.execute(_CHECK, {"name": name, "password": password, "dummy": _DUMMY_HASH})
         return bool(result.scalar())
-
-
-def unauthorized(message: str = "authentication required") -> HTTPException:
-    return HTTPException(401, message, headers=dict(CHALLENGE))
-
-
-def worker_dependency(
-    get_engine: Callable[[Request], AsyncEngine], *, optional: bool = False
-) -> Callable[[Request], Awaitable[str | None]]:
-    """A FastAPI dependency returning the authenticated worker's name.
-
-    With ``optional=True``, a request without credentials yields None (an
-    anonymous client); wrong credentials are always a 401.
-    """
-
-    async def dependency(request: Request) -> str | None:
-        creds = parse_basic(request.headers.get("authorization"))
-        if creds is None:
-            if optional and "authorization" not in request.headers:
-                return None
-            raise unauthorized()
-        name, password = creds
-        if not await check_worker(get_engine(request), name, password):
-            raise unauthorized("invalid credentials")
-        return name
-
-    return dependency

@@ -8,7 +8,6 @@ runs as the ``postgres`` user the Debian package creates.
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import hashlib
 import os
@@ -312,12 +311,3 @@ class RedisServer:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-
-
-@contextlib.contextmanager
-def running(server: Postgres | RedisServer):  # type: ignore[no-untyped-def]
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
