@@ -8,10 +8,11 @@ from prometheus_client import CollectorRegistry
 from janitor_common.service import create_service_app
 from janitor_common.web import make_http_metrics
 
+from .admin import admin_router
 from .context import context_lifespan
 from .fastpath import SmartFastPath
 from .metrics import make_metrics
-from .routes import admin_router, public_router
+from .public import public_router
 from .settings import BzrStoreSettings
 
 

@@ -20,7 +20,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from janitor_common.web import HttpMetrics, ObservabilityMiddleware, dependency_failure, dependency_response
 
-from .routes import Interface, smart_endpoint
+from .http import Interface
+from .smart_http import smart_endpoint
 from .store import SMART_SUFFIX
 
 

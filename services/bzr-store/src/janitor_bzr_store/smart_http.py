@@ -1,33 +1,26 @@
-"""HTTP routes of both interfaces; the smart endpoint is shared between them."""
+"""The smart protocol over HTTP, for both interfaces: who may run what, and how the answer travels.
+
+The request's verb is read from its first bytes and decides, before
+anything runs, whether credentials are needed (a 401 challenge) or the
+request is refused; the request then runs in the worker pool (``smart.py``)
+and its answer is held for a Content-Length or streamed (see below).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import html
-import json
 import logging
-import os
-import sys
-import time
-from collections.abc import AsyncIterator, Mapping
-from typing import Literal
+from collections.abc import AsyncIterator
 
-from breezy import errors as bzr_errors
-from breezy.branch import Branch
 from breezy.transport import Transport
-from fastapi import APIRouter, Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi import Request
+from starlette.responses import Response, StreamingResponse
 
-from janitor_common import proc
 from janitor_common.auth import CHALLENGE, parse_basic
-from janitor_common.names import valid_campaign, valid_codebase, valid_revision
-from janitor_common.negotiate import negotiate
 from janitor_common.service import get_engine
-from janitor_common.web import answers
 
-from . import diffcmd
 from .context import BzrContext, get_context
-from .history import UnknownRevision, revision_info
+from .http import Interface, text_error
 from .jail import jailed_transport
 from .smart import (
     REQUEST_HEAD_LIMIT,
@@ -46,9 +39,6 @@ from .smart import (
 from .store import SMART_SUFFIX, BadPath, StorePath, parse_store_path
 
 logger = logging.getLogger(__name__)
-
-Interface = Literal["admin", "public"]
-LIST_TYPES = ["application/json", "text/html", "text/plain"]
 # Enough for a protocol-3 header and arguments each at their limit.
 SNIFF_LIMIT = 2 * REQUEST_HEAD_LIMIT + 64
 # Responses complete within this size and time are sent whole, with a
@@ -60,16 +50,6 @@ RESPONSE_HOLD = 0.02
 # do, the chunks of a stream (get_stream) do not, and waiting for a stream's
 # end would only delay the records the client could be inserting.
 RESPONSE_GAP = 0.003
-# Anything but POST on a smart path gets 405 with "Allow: POST", as Breezy's own server does.
-SMART_METHODS = ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH"]
-
-
-def text_error(status: int, message: str, headers: Mapping[str, str] | None = None) -> PlainTextResponse:
-    return PlainTextResponse(message + "\n", status_code=status, headers=headers)
-
-
-async def run_blocking(ctx: BzrContext, fn, *args):  # type: ignore[no-untyped-def]
-    return await asyncio.get_running_loop().run_in_executor(ctx.executor, fn, *args)
 
 
 async def check_names(request: Request, ctx: BzrContext, sp: StorePath) -> Response | None:
@@ -313,186 +293,3 @@ async def smart_endpoint(request: Request, path: str, interface: Interface) -> R
                 call.abandon()
             metrics.active.labels(interface).dec()
             ctx.smart_active -= 1
-
-
-async def repository_list(request: Request, base: str) -> Response:
-    media_type = negotiate(request.headers.get("accept"), LIST_TYPES)
-    ctx = get_context(request)
-    names = await run_blocking(ctx, ctx.store.list_repositories)
-    if media_type == "application/json":
-        return JSONResponse(names)
-    if media_type == "text/plain":
-        return PlainTextResponse("".join(n + "\n" for n in names))
-    items = "".join(f'<li><a href="{html.escape(base + n)}/">{html.escape(n)}</a></li>' for n in names)
-    return HTMLResponse(
-        f"<!DOCTYPE html><html><head><title>Repositories</title></head><body><ul>{items}</ul></body></html>"
-    )
-
-
-def bad_revisions(*revisions: str) -> Response | None:
-    for revision in revisions:
-        if not valid_revision(revision):
-            return text_error(400, f"invalid revision: {revision[:100]!r}")
-    return None
-
-
-def admin_router() -> APIRouter:
-    router = APIRouter()
-
-    @router.get("/", responses=answers(LIST_TYPES, 406))
-    async def list_repositories(request: Request) -> Response:
-        return await repository_list(request, "/")
-
-    async def codebase_repo(request: Request, codebase: str) -> tuple[BzrContext, str] | Response:
-        ctx = get_context(request)
-        if not valid_codebase(codebase):
-            return text_error(400, f"invalid codebase name: {codebase[:100]!r}")
-        path = ctx.store.repository_path(codebase)
-        if not await run_blocking(ctx, ctx.store.has_repository, codebase):
-            if not await ctx.codebases.exists(get_engine(request), codebase):
-                return text_error(404, f"no such codebase: {codebase}")
-            return text_error(404, f"no repository for codebase: {codebase}")
-        return ctx, str(path)
-
-    @router.get("/{codebase}/diff", responses=answers(["text/x-diff"], 404, 500, 504))
-    async def diff(request: Request, codebase: str, old: str, new: str) -> Response:
-        if bad := bad_revisions(old, new):
-            return bad
-        found = await codebase_repo(request, codebase)
-        if isinstance(found, Response):
-            return found
-        ctx, repo_path = found
-        return await stream_diff(ctx, repo_path, old, new)
-
-    @router.get("/{codebase}/revision-info", responses=answers(["application/json"], 404))
-    async def revision_info_route(request: Request, codebase: str, old: str, new: str) -> Response:
-        if bad := bad_revisions(old, new):
-            return bad
-        found = await codebase_repo(request, codebase)
-        if isinstance(found, Response):
-            return found
-        ctx, repo_path = found
-        try:
-            info = await run_blocking(ctx, revision_info, repo_path, old, new)
-        except UnknownRevision as e:
-            return text_error(404, f"unknown revision: {e}")
-        except bzr_errors.BzrError as e:
-            logger.error("cannot read repository %s: %s", repo_path, e)
-            return text_error(503, f"repository not openable: {codebase}")
-        return JSONResponse(info)
-
-    @router.post("/{codebase}/remotes/{remote}", responses=answers([], 404, 415, ok_status=204))
-    async def set_remote(request: Request, codebase: str, remote: str) -> Response:
-        if not valid_campaign(remote):
-            return text_error(400, f"invalid remote name: {remote[:100]!r}")
-        found = await codebase_repo(request, codebase)
-        if isinstance(found, Response):
-            return found
-        ctx, repo_path = found
-        form = await request.form()
-        url = form.get("url")
-        if not isinstance(url, str) or not url:
-            return text_error(400, "missing form field 'url'")
-
-        def set_parent() -> bool:
-            try:
-                branch = Branch.open(os.path.join(repo_path, remote))
-            except bzr_errors.NotBranchError:
-                return False
-            branch.set_parent(url)
-            return True
-
-        if not await run_blocking(ctx, set_parent):
-            return text_error(404, f"no branch at {codebase}/{remote}")
-        return PlainTextResponse("", status_code=204)
-
-    async def smart(request: Request) -> Response:
-        return await smart_endpoint(request, request.path_params["path"], "admin")
-
-    # A plain Starlette route: smart requests are many and small, and need none
-    # of FastAPI's parameter handling.
-    router.add_route("/{path:path}", smart, methods=SMART_METHODS, include_in_schema=False)
-
-    return router
-
-
-def public_router() -> APIRouter:
-    router = APIRouter()
-
-    @router.get("/", responses=answers(["text/html"]))
-    async def index() -> HTMLResponse:
-        return HTMLResponse(
-            "<!DOCTYPE html><html><head><title>Janitor Bazaar store</title></head><body>"
-            "<h1>Janitor Bazaar store</h1>"
-            '<p>Repositories: <a href="/bzr/">/bzr/</a>. Branch with '
-            "<code>brz branch bzr+http://HOST/bzr/CODEBASE/CAMPAIGN/main</code>.</p></body></html>"
-        )
-
-    @router.get("/bzr/", responses=answers(LIST_TYPES, 406))
-    async def list_repositories(request: Request) -> Response:
-        return await repository_list(request, "/bzr/")
-
-    async def smart(request: Request) -> Response:
-        return await smart_endpoint(request, request.path_params["path"], "public")
-
-    router.add_route("/bzr/{path:path}", smart, methods=SMART_METHODS, include_in_schema=False)
-
-    return router
-
-
-async def stream_diff(ctx: BzrContext, repo_path: str, old: str, new: str) -> Response:
-    """Run the diff in a subprocess; 404/503 before any output, 504 at the deadline."""
-    started = time.monotonic()
-    deadline = started + ctx.settings.diff_timeout
-    process = await proc.start([sys.executable, "-m", diffcmd.__name__, repo_path, old, new])
-    assert process.stdout is not None and process.stderr is not None
-
-    async def read(n: int = 65536) -> bytes:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError
-        return await asyncio.wait_for(process.stdout.read(n), remaining)  # type: ignore[union-attr]
-
-    try:
-        first = await read()
-    except TimeoutError:
-        await proc.finish(process)
-        return text_error(504, f"diff took longer than {ctx.settings.diff_timeout:g}s")
-    except BaseException:
-        await asyncio.shield(proc.finish(process))
-        raise
-    if not first:
-        stderr = (await process.stderr.read()).decode(errors="replace").strip()
-        code = await process.wait()
-        await proc.finish(process)
-        ctx.metrics.diff_duration.observe(time.monotonic() - started)
-        if code == diffcmd.UNKNOWN_REVISION:
-            return text_error(404, stderr)
-        if code == diffcmd.UNOPENABLE:
-            return text_error(503, stderr)
-        if code != 0:
-            logger.error("diff failed (exit %s): %s", code, stderr)
-            return text_error(500, "diff failed")
-        return Response(b"", media_type="text/x-diff")
-
-    async def produce() -> AsyncIterator[bytes]:
-        chunk = first
-        try:
-            while chunk:
-                yield chunk
-                try:
-                    chunk = await read()
-                except TimeoutError:
-                    logger.warning(
-                        "diff of %s %s..%s cut at the %gs deadline", repo_path, old, new, ctx.settings.diff_timeout
-                    )
-                    return
-            await process.wait()
-        finally:
-            await asyncio.shield(proc.finish(process))
-            ctx.metrics.diff_duration.observe(time.monotonic() - started)
-
-    return StreamingResponse(produce(), media_type="text/x-diff")
-
-
-__all__ = ["admin_router", "json", "public_router"]

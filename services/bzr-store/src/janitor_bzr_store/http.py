@@ -1,0 +1,42 @@
+"""What both of bzr-store's interfaces answer with: plain-text errors, blocking work off the loop, listings."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+from collections.abc import Mapping
+from typing import Literal
+
+from fastapi import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+
+from janitor_common.negotiate import negotiate
+
+from .context import BzrContext, get_context
+
+Interface = Literal["admin", "public"]
+LIST_TYPES = ["application/json", "text/html", "text/plain"]
+# Anything but POST on a smart path gets 405 with "Allow: POST", as Breezy's own server does.
+SMART_METHODS = ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH"]
+
+
+def text_error(status: int, message: str, headers: Mapping[str, str] | None = None) -> PlainTextResponse:
+    return PlainTextResponse(message + "\n", status_code=status, headers=headers)
+
+
+async def run_blocking(ctx: BzrContext, fn, *args):  # type: ignore[no-untyped-def]
+    return await asyncio.get_running_loop().run_in_executor(ctx.executor, fn, *args)
+
+
+async def repository_list(request: Request, base: str) -> Response:
+    media_type = negotiate(request.headers.get("accept"), LIST_TYPES)
+    ctx = get_context(request)
+    names = await run_blocking(ctx, ctx.store.list_repositories)
+    if media_type == "application/json":
+        return JSONResponse(names)
+    if media_type == "text/plain":
+        return PlainTextResponse("".join(n + "\n" for n in names))
+    items = "".join(f'<li><a href="{html.escape(base + n)}/">{html.escape(n)}</a></li>' for n in names)
+    return HTMLResponse(
+        f"<!DOCTYPE html><html><head><title>Repositories</title></head><body><ul>{items}</ul></body></html>"
+    )
