@@ -10,8 +10,10 @@ import pytest
 from breezy.controldir import ControlDir, format_registry
 from breezy.repository import Repository
 
-import janitor_bzr_store.smart  # noqa: F401  (installs the patch, as the service does)
-from janitor_bzr_store.parents import WeakParentsProvider
+from janitor_bzr_store import patches
+from janitor_bzr_store.patches.parents import WeakParentsProvider
+
+patches.install()  # as the app factory does
 
 
 @pytest.fixture

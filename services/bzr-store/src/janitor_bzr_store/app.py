@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry
 from janitor_common.service import create_service_app
 from janitor_common.web import make_http_metrics
 
+from . import patches
 from .admin import admin_router
 from .context import context_lifespan
 from .fastpath import SmartFastPath
@@ -18,6 +19,7 @@ from .settings import BzrStoreSettings
 
 def create_apps(settings: BzrStoreSettings, registry: CollectorRegistry | None = None) -> tuple[FastAPI, FastAPI]:
     """The admin and public apps; both report to one registry, served on the admin port."""
+    patches.install()
     registry = registry if registry is not None else CollectorRegistry()
     http_metrics = make_http_metrics(registry)
     store_metrics = make_metrics(registry)

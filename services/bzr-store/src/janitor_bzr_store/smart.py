@@ -32,10 +32,7 @@ from breezy.bzr.smart import medium, protocol, request
 from breezy.transport import Transport
 from fastbencode import bdecode, bencode
 
-from . import insert, parents
-
-insert.install()
-parents.install()
+from .patches import insert
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Bounded memory for pushes: Breezy's insert-stream handlers with a bounded queue.
+"""Bounded memory for pushes: Breezy's insert-stream handlers with a bounded queue (Breezy 3.3.23).
 
 Breezy's server hands each chunk of an ``insert_stream`` body to an
 inserter thread through an unbounded ``queue.Queue``. When the body arrives
