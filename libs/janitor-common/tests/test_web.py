@@ -70,7 +70,7 @@ async def app_client(janitor_env: dict[str, str]) -> AsyncIterator[httpx.AsyncCl
 
 
 async def test_health_ready_metrics(app_client: httpx.AsyncClient) -> None:
-    assert (await app_client.get("/health")).text == "ok\n"
+    assert (await app_client.get("/health")).text == "ok"
     ready = await app_client.get("/ready")
     assert ready.status_code == 200, ready.text
     await app_client.get("/needs", params={"old": "a", "new": "b"})

@@ -90,3 +90,33 @@ def test_signing_key_file_is_imported_and_signs(
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert done.stderr.strip() == f"janitor-auto-upload: signing key {key}: the file is empty"
+
+
+def test_the_platforms_command_lines_are_accepted() -> None:
+    from janitor_auto_upload.cli import build_parser, with_command
+
+    args = build_parser().parse_args(
+        with_command(["--dput-host", "ftp-master", "--backfill", "--verbose", "--gcp-logging", "--distribution", "x"])
+    )
+    assert (args.command, args.dput_host, args.backfill, args.verbose, args.gcp_logging) == (
+        "serve",
+        "ftp-master",
+        True,
+        True,
+        True,
+    )
+    assert build_parser().parse_args(with_command(["backfill", "--debug"])).debug is True
+
+
+def test_gcp_logging_writes_one_json_object_per_line(capsys) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import logging
+
+    from janitor_common.logs import setup_logging
+
+    setup_logging("INFO", cloud_json=True)
+    logging.getLogger("janitor.test").warning("hello %s", "there")
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    entry = json.loads(line)
+    assert entry["severity"] == "WARNING" and entry["message"] == "hello there" and entry["time"].endswith("Z")
+    setup_logging("INFO")

@@ -121,8 +121,8 @@ def test_diff_and_revision_info(bzr_store: BzrStore, brz: Brz, tmp_path: Path) -
     info = httpx.get(f"{bzr_store.admin_url}/foo/revision-info", params={"old": oldest, "new": newest})
     assert info.status_code == 200
     assert info.json() == [
-        {"revision-id": newest, "link": None, "message": "commit number 3"},
-        {"revision-id": middle, "link": None, "message": "commit number 2"},
+        {"revision-id": newest, "revision_id": newest, "link": None, "message": "commit number 3"},
+        {"revision-id": middle, "revision_id": middle, "link": None, "message": "commit number 2"},
     ]
     everything = httpx.get(f"{bzr_store.admin_url}/foo/revision-info", params={"old": "null:", "new": newest})
     assert [r["revision-id"] for r in everything.json()] == ids

@@ -267,7 +267,11 @@ async def test_precache_routes(client: httpx.AsyncClient, world: World) -> None:
     assert response.status_code == 202
     await wait_for(lambda: (world.cache / "diffoscope_old-run_new-run" / "raw").exists(), timeout=120)
     all_response = await client.post("/precache-all")
-    assert all_response.json() == {"count": 1}
+    assert all_response.status_code == 202 and all_response.json() == {"count": 1}
+    # A run that does not exist is a 404 at once, as from the platform's differ.
+    missing = await client.post("/precache/old-run/no-such-run")
+    assert missing.status_code == 404 and missing.headers["unavailable_run_id"] == "no-such-run"
+    assert missing.headers["content-type"].startswith("text/plain")
 
 
 def test_missing_artifact_location_is_one_line(janitor_env: dict[str, str], tmp_path: Path) -> None:

@@ -60,6 +60,7 @@ def create_service_app(
     extra_lifespan: ExtraLifespan | None = None,
     docs: bool = True,
     metrics_route: bool = True,
+    uses_redis: bool = True,
 ) -> FastAPI:
     """A FastAPI app with the common resources, error handling and routes.
 
@@ -98,14 +99,18 @@ def create_service_app(
     install_common_routes(
         app,
         registry,
+        # Readiness checks only what the service needs (bzr-store does not use Redis).
         lambda request: [
             ("postgresql", postgres_check(get_engine(request))),
-            ("redis", redis_check(get_redis(request))),
+            *([("redis", redis_check(get_redis(request)))] if uses_redis else []),
         ],
         http_metrics=http_metrics,
         metrics_route=metrics_route,
     )
     return app
+
+
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, *, default_port: int | None = None) -> None:
@@ -117,7 +122,19 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, default_port: int |
     )
     if default_port is not None:
         parser.add_argument("--port", type=int, metavar="PORT", help=f"port to listen on (default: {default_port})")
-    parser.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO (default), WARNING or ERROR")
+    add_logging_arguments(parser)
+
+
+def add_logging_arguments(parser: argparse.ArgumentParser, *, default_level: str = "INFO") -> None:
+    """``--log-level``, and the platform's own flags so its manifests start these programs unchanged."""
+    levels = ", ".join(f"{level} (default)" if level == default_level else level for level in LEVELS)
+    parser.add_argument("--log-level", metavar="LEVEL", help=levels)
+    parser.add_argument("--debug", action="store_true", help="debug logging (the same as --log-level DEBUG)")
+    parser.add_argument(
+        "--gcp-logging",
+        action="store_true",
+        help="log one JSON object per line with 'severity', as Google Cloud's logging agent reads",
+    )
 
 
 def settings_from_args(cls: type[S], prog: str, args: argparse.Namespace) -> S:
@@ -127,11 +144,13 @@ def settings_from_args(cls: type[S], prog: str, args: argparse.Namespace) -> S:
     not given (None) leave the lower sources in charge.
     """
     values = {k: v for k, v in vars(args).items() if k in cls.model_fields}
+    if getattr(args, "debug", False) or getattr(args, "verbose", False):
+        values["log_level"] = "DEBUG"
     try:
         settings = load_settings(cls, **values)
     except ConfigError as e:
         print(f"{prog}: {e}", file=sys.stderr)
         raise SystemExit(2) from None
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, cloud_json=bool(getattr(args, "gcp_logging", False)))
     logger.info("%s %s starting", prog, __version__)
     return settings

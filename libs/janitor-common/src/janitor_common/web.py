@@ -310,9 +310,10 @@ def install_common_routes(
     app.add_middleware(HeadAsGet)  # inside the metrics: they count HEAD as HEAD
     app.add_middleware(ObservabilityMiddleware, metrics=http_metrics or make_http_metrics(registry))
 
+    # Exactly "ok", as the platform's own services answer (its tests compare the body).
     @app.get("/health", include_in_schema=False)
     async def health() -> PlainTextResponse:
-        return PlainTextResponse("ok\n")
+        return PlainTextResponse("ok")
 
     @app.get("/ready", include_in_schema=False)
     async def ready(request: Request) -> PlainTextResponse:
@@ -332,7 +333,7 @@ def install_common_routes(
         await asyncio.gather(*(run(n, c) for n, c in named))
         if failures:
             return PlainTextResponse("not ready: " + "; ".join(sorted(failures)) + "\n", status_code=503)
-        return PlainTextResponse("ready\n")
+        return PlainTextResponse("ok")
 
     if metrics_route:
 

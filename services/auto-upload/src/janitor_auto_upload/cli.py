@@ -9,7 +9,7 @@ import sys
 from prometheus_client import CollectorRegistry
 
 from janitor_common.server import Listener, serve
-from janitor_common.service import add_common_arguments, settings_from_args
+from janitor_common.service import add_common_arguments, add_logging_arguments, settings_from_args
 
 from .app import create_app, required_upload_settings
 from .settings import AutoUploadSettings
@@ -48,18 +48,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Sign (debsign) and upload (dput) successful Debian builds, each exactly once.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p = sub.add_parser("serve", help="listen for results, catch up from the database, upload")
+    p = sub.add_parser("serve", help="listen for results, catch up from the database, upload (the default)")
     add_upload_arguments(p)
     add_common_arguments(p, default_port=9933)
+    p.add_argument("--backfill", action="store_true", help="run a backfill (see below) first, then serve")
+    p.add_argument("--verbose", action="store_true", help="debug logging (the same as --log-level DEBUG)")
     p = sub.add_parser("backfill", help="upload the newest build of each (distribution, source) not yet uploaded")
     add_upload_arguments(p)
     p.add_argument("--config", metavar="FILE", help="janitor.conf in protobuf text format (default: $JANITOR_CONFIG)")
-    p.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING (default) or ERROR")
+    add_logging_arguments(p, default_level="WARNING")
     p = sub.add_parser("force", help="upload a run's .changes again, whatever the ledger says")
     p.add_argument("run_id")
     p.add_argument("changes_filename", nargs="?", help="one .changes file (default: all of the run's)")
     p.add_argument("--config", metavar="FILE", help="janitor.conf in protobuf text format (default: $JANITOR_CONFIG)")
-    p.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING (default) or ERROR")
+    add_logging_arguments(p, default_level="WARNING")
     return parser
 
 
@@ -105,8 +107,15 @@ async def run_backfill(settings: AutoUploadSettings, artifact_location: str) -> 
     return 1 if summary.failed else 0
 
 
+def with_command(argv: list[str]) -> list[str]:
+    """``serve`` when options come first: the platform's own auto-upload takes them with no command."""
+    if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+        return ["serve", *argv]
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(with_command(sys.argv[1:] if argv is None else argv))
     if args.command in ("backfill", "force") and args.log_level is None:
         args.log_level = "WARNING"  # the progress bar is the output
     settings = settings_from_args(AutoUploadSettings, PROG, args)
@@ -119,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
                 settings = settings.model_copy(update={"debsign_keyid": fingerprint})
         if args.command == "backfill":
             return asyncio.run(run_backfill(settings, required_upload_settings(settings)))
+        if args.backfill:
+            asyncio.run(run_backfill(settings, required_upload_settings(settings)))
         app = create_app(settings)
     except ValueError as e:
         print(f"{PROG}: {e}", file=sys.stderr)

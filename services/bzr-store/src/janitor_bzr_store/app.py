@@ -29,6 +29,7 @@ def create_apps(settings: BzrStoreSettings, registry: CollectorRegistry | None =
         registry=registry,
         http_metrics=http_metrics,
         extra_lifespan=context_lifespan(settings, store_metrics, "admin"),
+        uses_redis=False,
     )
     admin.include_router(admin_router())
     admin.add_middleware(SmartFastPath, prefix="/", interface="admin", metrics=http_metrics)
@@ -40,6 +41,7 @@ def create_apps(settings: BzrStoreSettings, registry: CollectorRegistry | None =
         extra_lifespan=context_lifespan(settings, store_metrics, "public"),
         docs=False,
         metrics_route=False,
+        uses_redis=False,
     )
     public.include_router(public_router())
     public.add_middleware(SmartFastPath, prefix="/bzr/", interface="public", metrics=http_metrics)

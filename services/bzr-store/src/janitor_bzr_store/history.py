@@ -14,7 +14,11 @@ class UnknownRevision(LookupError):
 
 
 def revision_info(repo_path: str, old: str, new: str) -> list[dict[str, Any]]:
-    """``{"revision-id", "link", "message"}`` from ``new`` back to (not including) ``old``."""
+    """``{"revision-id", "revision_id", "link", "message"}`` from ``new`` back to (not including) ``old``.
+
+    Both spellings of the id: the platform's Python service answered
+    ``revision-id``, and its current client reads ``revision_id``.
+    """
     repo = Repository.open(repo_path)
     old_id, new_id = old.encode("utf-8"), new.encode("utf-8")
     with repo.lock_read():
@@ -27,4 +31,12 @@ def revision_info(repo_path: str, old: str, new: str) -> list[dict[str, Any]]:
         except errors.RevisionNotPresent as e:
             raise UnknownRevision(str(e.revision_id)) from None
         revisions = repo.get_revisions(revids)
-    return [{"revision-id": rev.revision_id.decode("utf-8"), "link": None, "message": rev.message} for rev in revisions]
+    return [
+        {
+            "revision-id": rev.revision_id.decode("utf-8"),
+            "revision_id": rev.revision_id.decode("utf-8"),
+            "link": None,
+            "message": rev.message,
+        }
+        for rev in revisions
+    ]

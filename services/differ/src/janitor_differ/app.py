@@ -113,18 +113,27 @@ def create_app(settings: DifferSettings, *, subscribe: bool = True) -> FastAPI:
     async def get_diffoscope(request: Request, old_id: str, new_id: str) -> Response:
         return await serve_diff(request, "diffoscope", old_id, new_id)
 
-    @app.post("/precache/{old_id}/{new_id}", status_code=202, responses=answers(["application/json"], ok_status=202))
+    @app.post(
+        "/precache/{old_id}/{new_id}", status_code=202, responses=answers(["application/json"], 404, ok_status=202)
+    )
     async def precache(request: Request, old_id: str, new_id: str) -> Response:
         precacher: Precacher = request.state.precacher
+        try:
+            # As the platform's differ: a run that cannot be diffed is a 404 now, not a job that fails later.
+            old, new = await request.state.differ.runs(old_id, new_id)
+            for tool in ("debdiff", "diffoscope"):
+                await request.state.differ.ensure_available(tool, old, new)
+        except RunUnavailable as e:
+            return failure(request, e, "precache")
         if not precacher.submit(old_id, new_id):
             return error_response(request, 503, "precache queue is full")
         return JSONResponse({"old_id": old_id, "new_id": new_id}, status_code=202)
 
-    @app.post("/precache-all", responses=answers(["application/json"]))
+    @app.post("/precache-all", status_code=202, responses=answers(["application/json"], ok_status=202))
     async def precache_all(request: Request) -> Response:
         precacher: Precacher = request.state.precacher
         pairs = await all_pairs(request.state.differ.engine)
         count = sum(precacher.submit(o, n) for o, n in pairs)
-        return JSONResponse({"count": count})
+        return JSONResponse({"count": count}, status_code=202)  # queued, as the platform answers
 
     return app
