@@ -130,3 +130,57 @@ async def test_models_write_and_read_our_schema(database_url: str) -> None:
 def test_codebase_url_and_branch_url_set_together(database_url: str) -> None:
     with psycopg.connect(database_url) as conn, pytest.raises(psycopg.errors.CheckViolation):
         conn.execute("INSERT INTO codebase (name, url) VALUES ('x', 'https://x')")
+
+
+# Our bookkeeping tables, which the models do not describe.
+BOOKKEEPING = {"janitor_services_alembic_version", "janitor_services_owned"}
+# Tables entirely ours: the models must describe all of them, indexes included.
+OURS = {"auto_upload"}
+
+
+def test_models_and_migrations_describe_the_same_schema(database_url: str) -> None:
+    """The migrated database against the models (Alembic's compare_metadata), so neither drifts.
+
+    The platform's tables are mapped only for the columns the services use:
+    columns and indexes the migrations create for the platform's own use are
+    expected to be missing from the models; nothing else may differ.
+    """
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy import create_engine
+
+    from janitor_common.db.engine import to_sqlalchemy_url
+    from janitor_common.db.models import Base
+
+    engine = create_engine(to_sqlalchemy_url(database_url))
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            differences = compare_metadata(context, Base.metadata)
+    finally:
+        engine.dispose()
+
+    def table_of(diff: tuple) -> str | None:  # type: ignore[type-arg]
+        for item in diff[1:]:
+            table = getattr(item, "table", None)
+            if table is not None:
+                return str(table.name)
+            if isinstance(item, str) and item in {t.name for t in Base.metadata.tables.values()} | BOOKKEEPING:
+                return item
+            name = getattr(item, "name", None)
+            if isinstance(name, str) and name in BOOKKEEPING:
+                return name
+        return None
+
+    unexpected = []
+    for diff in differences:
+        if isinstance(diff, list):  # a column's changes come grouped: always unexpected
+            unexpected.append(diff)
+            continue
+        kind, table = diff[0], table_of(diff)
+        if table in BOOKKEEPING:
+            continue
+        if kind in ("remove_column", "remove_index", "remove_fk") and table not in OURS:
+            continue  # the platform's columns the services do not use
+        unexpected.append(diff)
+    assert unexpected == []

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ARRAY, Boolean, DateTime, ForeignKey, Integer, Text
+from sqlalchemy import ARRAY, Boolean, DateTime, ForeignKey, Index, Integer, Text, text
 from sqlalchemy.dialects.postgresql import JSON
+from sqlalchemy.dialects.postgresql import base as postgresql_base
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import UserDefinedType
 
@@ -23,6 +24,10 @@ class DebVersion(UserDefinedType[str]):
 
     def get_col_spec(self, **kw: object) -> str:
         return "debversion"
+
+
+# Reflection knows the type too, so a migrated database compares with the models.
+postgresql_base.ischema_names["debversion"] = DebVersion
 
 
 class Base(DeclarativeBase):
@@ -91,9 +96,20 @@ class DebianBuild(Base):
 
 
 class AutoUpload(Base):
-    """Our upload ledger (migration 0002): what was uploaded, tried, or is in hand."""
+    """Our upload ledger (migrations 0002, 0003): what was uploaded, tried, or is in hand.
+
+    Ours entirely, so mapped entirely (indexes too): a test compares it with
+    the migrated database.
+    """
 
     __tablename__ = "auto_upload"
+    __table_args__ = (
+        Index(
+            "auto_upload_claimable_idx",
+            "next_attempt_at",
+            postgresql_where=text("state IN ('pending', 'uploading')"),
+        ),
+    )
 
     run_id: Mapped[str] = mapped_column(Text, primary_key=True)
     changes_filename: Mapped[str] = mapped_column(Text, primary_key=True)
