@@ -23,7 +23,11 @@ URL_DIFFOSCOPE = "/diffoscope/old-run/new-run"
 
 
 async def test_debdiff_all_types(client: httpx.AsyncClient) -> None:
-    text = await client.get(URL_DEBDIFF)
+    # No preference stated: HTML, as the platform's differ answers.
+    for accept in (None, "*/*"):
+        default = await client.get(URL_DEBDIFF, headers={"Accept": accept} if accept else {})
+        assert default.headers["content-type"].startswith("text/html"), accept
+    text = await client.get(URL_DEBDIFF, headers={"Accept": "text/plain"})
     assert text.status_code == 200, text.text
     assert text.headers["content-type"].startswith("text/plain")
     assert "/usr/share/foo/added-file.txt" in text.text
@@ -50,8 +54,9 @@ async def test_debdiff_all_types(client: httpx.AsyncClient) -> None:
 
 
 async def test_debdiff_filter_boring(client: httpx.AsyncClient) -> None:
-    full = (await client.get(URL_DEBDIFF)).text
-    filtered = (await client.get(URL_DEBDIFF + "?filter_boring")).text
+    plain = {"Accept": "text/plain"}
+    full = (await client.get(URL_DEBDIFF, headers=plain)).text
+    filtered = (await client.get(URL_DEBDIFF + "?filter_boring", headers=plain)).text
     assert f"Version: [-{OLD_VERSION}-] {{+{NEW_VERSION}+}}" in full
     assert "Version:" not in filtered and "Installed-Size" not in filtered
     # foo's Depends only swapped the version: no change left there; its Section change stays.
@@ -76,7 +81,9 @@ async def test_diffoscope_all_types(client: httpx.AsyncClient) -> None:
     blob = json.dumps(diff)
     assert "hello, changed world" in blob and "added-file.txt" in blob
 
-    text = await client.get(URL_DIFFOSCOPE)
+    default = await client.get(URL_DIFFOSCOPE)  # no preference: Markdown, as the platform's differ answers
+    assert default.headers["content-type"].startswith("text/markdown")
+    text = await client.get(URL_DIFFOSCOPE, headers={"Accept": "text/plain"})
     assert text.headers["content-type"].startswith("text/plain")
     assert "hello, changed world" in text.text and "added-file.txt" in text.text
 

@@ -15,7 +15,8 @@ from janitor_common.negotiate import negotiate
 from .context import BzrContext, get_context
 
 Interface = Literal["admin", "public"]
-LIST_TYPES = ["application/json", "text/html", "text/plain"]
+# Plain text first: what the platform's service answers a client with no preference.
+LIST_TYPES = ["text/plain", "application/json", "text/html"]
 # Anything but POST on a smart path gets 405 with "Allow: POST", as Breezy's own server does.
 SMART_METHODS = ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH"]
 

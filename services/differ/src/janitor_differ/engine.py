@@ -27,8 +27,10 @@ from .settings import DifferSettings
 
 logger = logging.getLogger(__name__)
 
-DEBDIFF_TYPES = ["text/plain", "text/x-diff", "text/markdown", "text/html"]
-DIFFOSCOPE_TYPES = ["text/plain", "application/json", "text/html", "text/markdown"]
+# The first is what a client that states no preference (no Accept, */*) gets:
+# what the platform's differ answers it, since the site forwards such requests.
+DEBDIFF_TYPES = ["text/html", "text/plain", "text/x-diff", "text/markdown"]
+DIFFOSCOPE_TYPES = ["text/markdown", "text/plain", "application/json", "text/html"]
 RAW = "raw"
 
 
