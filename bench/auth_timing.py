@@ -14,20 +14,14 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
-import shutil
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
-import psycopg
 from fastbencode import bencode
+from scratch import scratch_bzr_store
 
-from janitor_common.db import migrate
-from janitor_dev.devstack import Postgres, RedisServer, free_port, stop_cleanly_on_signals
-from janitor_dev.testing import ServiceProcess, console_script, service_env
+from janitor_dev.devstack import stop_cleanly_on_signals
 
 V3 = b"bzr message 3 (bzr 1.6)\n"
 
@@ -55,40 +49,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=300, help="requests per kind, interleaved in rounds of 10")
     args = parser.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="bench-auth-"))
-    base.chmod(0o755)
-    pg = Postgres(base / "pg", free_port(), fast=True)
-    redis = RedisServer(base / "redis", free_port())
-    pg.init()
-    pg.start()
-    redis.start()
-    service = None
-    try:
-        url = pg.create_database("bench")
-        migrate.upgrade(url)
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("INSERT INTO worker VALUES ('known-worker', crypt('right', gen_salt('bf')), NULL)")
-            conn.execute("INSERT INTO codebase (name) VALUES ('bench')")
-        (base / "vcs").mkdir()
-        admin, public = free_port(), free_port()
-        env = service_env(
-            JANITOR_DATABASE_URL=url,
-            JANITOR_REDIS_URL=redis.url,
-            JANITOR_CAMPAIGNS=json.dumps([{"name": "lintian-fixes"}]),
-            JANITOR_LOG_LEVEL="WARNING",
-        )
-        service = ServiceProcess(
-            [
-                console_script("janitor-bzr-store"),
-                *("--vcs-path", str(base / "vcs")),
-                *("--port", str(admin), "--public-port", str(public)),
-            ],
-            env,
-            f"http://127.0.0.1:{admin}/health",
-            base / "bzr-store.log",
-        )
-        service.start()
-        smart = f"http://127.0.0.1:{public}/bzr/bench/.bzr/smart"
+    setup = (
+        "INSERT INTO worker VALUES ('known-worker', crypt('right', gen_salt('bf')), NULL)",
+        "INSERT INTO codebase (name) VALUES ('bench')",
+    )
+    with scratch_bzr_store("bench-auth-", setup) as store:
+        smart = f"{store.public_url}/bzr/bench/.bzr/smart"
         unknown: list[float] = []
         known: list[float] = []
         with httpx.Client(timeout=30) as client:
@@ -108,12 +74,6 @@ def main() -> int:
         print(f"| (b) known, wrong password | {b:.2f} | {p(known, 1):.2f} | {p(known, 9):.2f} |")
         print(f"\na/b = {a / b:.2f} (target: within 0.90-1.10)")
         return 0 if 0.9 <= a / b <= 1.1 else 1
-    finally:
-        if service is not None:
-            service.stop()
-        redis.stop()
-        pg.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -12,17 +12,13 @@ Usage: .venv/bin/python bench/smart_garbage.py [--mib N]
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
+from scratch import scratch_bzr_store
 
-from janitor_common.db import migrate
-from janitor_dev.devstack import Postgres, RedisServer, free_port, stop_cleanly_on_signals
-from janitor_dev.testing import ServiceProcess, console_script, service_env
+from janitor_dev.devstack import stop_cleanly_on_signals
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -43,54 +39,23 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mib", type=int, default=200)
     args = parser.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="bench-garbage-"))
-    base.chmod(0o755)
-    pg = Postgres(base / "pg", free_port(), fast=True)
-    redis = RedisServer(base / "redis", free_port())
-    pg.init()
-    pg.start()
-    redis.start()
-    service = None
-    try:
-        url = pg.create_database("bench")
-        migrate.upgrade(url)
-        import psycopg
-
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("INSERT INTO codebase (name) VALUES ('bench')")
-        (base / "vcs").mkdir()
-        admin, public = free_port(), free_port()
-        env = service_env(
-            JANITOR_DATABASE_URL=url,
-            JANITOR_REDIS_URL=redis.url,
-            JANITOR_CAMPAIGNS=json.dumps([{"name": "lintian-fixes"}]),
-            JANITOR_LOG_LEVEL="WARNING",
-        )
-        service = ServiceProcess(
-            [
-                console_script("janitor-bzr-store"),
-                *("--vcs-path", str(base / "vcs"), "--port", str(admin), "--public-port", str(public)),
-            ],
-            env,
-            f"http://127.0.0.1:{admin}/health",
-            base / "bzr-store.log",
-        )
-        service.start()
-        assert service.proc is not None
+    with scratch_bzr_store("bench-garbage-", ["INSERT INTO codebase (name) VALUES ('bench')"]) as store:
+        assert store.process.proc is not None
+        pid = store.process.proc.pid
         rows = []
         with httpx.Client(timeout=300) as client:
-            small = f"http://127.0.0.1:{public}/bzr/bench/.bzr/smart"
+            small = f"{store.public_url}/bzr/bench/.bzr/smart"
             client.post(small, content=b"bzr message 3 (bzr 1.6)\n")  # warm
             for name, endpoint in (
-                ("public", f"http://127.0.0.1:{public}/bzr/bench/.bzr/smart"),
-                ("admin", f"http://127.0.0.1:{admin}/bench/.bzr/smart"),
+                ("public", f"{store.public_url}/bzr/bench/.bzr/smart"),
+                ("admin", f"{store.admin_url}/bench/.bzr/smart"),
             ):
-                before = peak_rss_mib(service.proc.pid)
+                before = peak_rss_mib(pid)
                 started = time.perf_counter()
                 response = client.post(endpoint, content=garbage(args.mib))
                 elapsed = time.perf_counter() - started
                 assert response.status_code == 200 and response.content.startswith(b"error"), response.content[:80]
-                rows.append((name, elapsed, peak_rss_mib(service.proc.pid) - before))
+                rows.append((name, elapsed, peak_rss_mib(pid) - before))
         print(f"\n{args.mib} MiB without a newline to bzr-store's smart endpoints\n")
         print("| interface | time to the answer (s) | peak RSS growth (MiB) |")
         print("|---|---|---|")
@@ -102,12 +67,6 @@ def main() -> int:
         print(f"\nadmin / public = {ratio:.2f}{' (both under 0.1 s: the ratio is noise)' if fast else ''}")
         ok = all(elapsed < 2 and growth < 50 for _, elapsed, growth in rows) and (ratio <= 2 or fast)
         return 0 if ok else 1
-    finally:
-        if service is not None:
-            service.stop()
-        redis.stop()
-        pg.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":
