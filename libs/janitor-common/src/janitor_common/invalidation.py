@@ -13,7 +13,6 @@ other tools are seen within that lifetime.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
@@ -32,13 +31,12 @@ async def watch_worker_changes(
     database_url: str,
     forget: Callable[[str], None],
     forget_all: Callable[[], None],
-    stop: asyncio.Event,
     *,
     retry_seconds: float = 2.0,
 ) -> None:
-    """Call ``forget(name)`` for each announced worker until ``stop``; reconnects when the database goes."""
+    """Call ``forget(name)`` for each announced worker until cancelled; reconnects when the database goes."""
     connected_before = False
-    while not stop.is_set():
+    while True:
         try:
             async with await psycopg.AsyncConnection.connect(
                 libpq_url(database_url), autocommit=True, connect_timeout=5
@@ -48,27 +46,12 @@ async def watch_worker_changes(
                     forget_all()  # announcements may have been missed meanwhile
                 connected_before = True
                 logger.debug("listening for worker changes")
-                gen = conn.notifies()
-                stopping = asyncio.ensure_future(stop.wait())
-                try:
-                    while True:
-                        nxt = asyncio.ensure_future(anext(gen))
-                        done, _ = await asyncio.wait({nxt, stopping}, return_when=asyncio.FIRST_COMPLETED)
-                        if stopping in done:
-                            nxt.cancel()
-                            with contextlib.suppress(BaseException):
-                                await nxt
-                            return
-                        notify = nxt.result()
-                        logger.info("worker %s changed: its cached credentials are dropped", notify.payload)
-                        forget(notify.payload)
-                finally:
-                    stopping.cancel()
+                async for notify in conn.notifies():
+                    logger.info("worker %s changed: its cached credentials are dropped", notify.payload)
+                    forget(notify.payload)
         except (psycopg.Error, OSError) as e:
             if connected_before:
                 forget_all()
-            logger.warning(
-                "listening for worker changes failed (%s); retrying", str(e).splitlines()[0] if str(e) else e
-            )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), retry_seconds)
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            logger.warning("listening for worker changes failed (%s); retrying", reason)
+            await asyncio.sleep(retry_seconds)

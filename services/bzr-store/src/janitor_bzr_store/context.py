@@ -46,11 +46,10 @@ def context_lifespan(settings: BzrStoreSettings, metrics: StoreMetrics, name: st
             executor=executor,
             campaigns=frozenset(settings.campaign_names()),
         )
-        stop = asyncio.Event()
         # Only the public interface checks credentials.
         watcher = (
             asyncio.create_task(
-                watch_worker_changes(settings.database_url, ctx.credentials.forget, ctx.credentials.forget_all, stop),
+                watch_worker_changes(settings.database_url, ctx.credentials.forget, ctx.credentials.forget_all),
                 name="worker-changes",
             )
             if name == "public"
@@ -59,10 +58,10 @@ def context_lifespan(settings: BzrStoreSettings, metrics: StoreMetrics, name: st
         try:
             yield {"bzr": ctx}
         finally:
-            stop.set()
             if watcher is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(watcher, 5)
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
             executor.shutdown(wait=False, cancel_futures=True)
 
     return lifespan

@@ -120,9 +120,9 @@ def create_app(settings: DifferSettings, *, subscribe: bool = True) -> FastAPI:
         precacher: Precacher = request.state.precacher
         try:
             # As the platform's differ: a run that cannot be diffed is a 404 now, not a job that fails later.
+            # (One check: both tools need the same packages; listing them twice would repeat the same I/O.)
             old, new = await request.state.differ.runs(old_id, new_id)
-            for tool in ("debdiff", "diffoscope"):
-                await request.state.differ.ensure_available(tool, old, new)
+            await request.state.differ.ensure_available("diffoscope", old, new)
         except RunUnavailable as e:
             return failure(request, e, "precache")
         if not precacher.submit(old_id, new_id):
