@@ -100,7 +100,7 @@ class JailedLocalTransport(LocalTransport):  # type: ignore[misc]
 
     def _hide_locks(self, path: str) -> str:
         """Anonymous clients see no lock directory: a held lock's info carries its token."""
-        if self._readonly and LOCK_PATH.search(path) is not None:
+        if self._readonly and "lock" in path and LOCK_PATH.search(path) is not None:
             raise NoSuchFile(path)
         return path
 
