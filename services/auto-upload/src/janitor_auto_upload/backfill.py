@@ -11,26 +11,30 @@ import sys
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from sqlalchemy import text
+from sqlalchemy import Select, Text, cast, select
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from janitor_common.artifacts import ArtifactManager
+from janitor_common.db.models import DebianBuild, Run
 
 from . import ledger
 from .pipeline import enqueue_run
 from .uploader import Uploader
 
-_NEWEST = text(
-    """
-    SELECT DISTINCT ON (debian_build.distribution, debian_build.source)
-           run.id, debian_build.distribution, debian_build.source, debian_build.version::text
-    FROM run JOIN debian_build ON debian_build.run_id = run.id
-    WHERE run.result_code = 'success'
-      AND (cardinality(CAST(:distributions AS text[])) = 0
-           OR debian_build.distribution = ANY(CAST(:distributions AS text[])))
-    ORDER BY debian_build.distribution, debian_build.source, debian_build.version DESC, run.finish_time DESC
-    """
-)
+
+def newest_builds(distributions: list[str]) -> Select[str, str, str, str]:
+    """The newest successful build of each (distribution, source), optionally of some distributions only."""
+    statement = (
+        select(Run.id, DebianBuild.distribution, DebianBuild.source, cast(DebianBuild.version, Text))
+        .join(DebianBuild, DebianBuild.run_id == Run.id)
+        .where(Run.result_code == "success")
+        .ext(distinct_on(DebianBuild.distribution, DebianBuild.source))
+        .order_by(DebianBuild.distribution, DebianBuild.source, DebianBuild.version.desc(), Run.finish_time.desc())
+    )
+    if distributions:
+        statement = statement.where(DebianBuild.distribution.in_(distributions))
+    return statement
 
 
 @dataclass
@@ -49,7 +53,7 @@ async def backfill(
 ) -> Summary:
     settings = uploader.settings
     async with engine.connect() as conn:
-        builds = (await conn.execute(_NEWEST, {"distributions": list(settings.distribution)})).all()
+        builds = (await conn.execute(newest_builds(list(settings.distribution)))).all()
     summary = Summary()
     total = len(builds)
     for i, (run_id, distribution, source, version) in enumerate(builds, 1):

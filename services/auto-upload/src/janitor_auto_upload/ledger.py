@@ -15,10 +15,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import ColumnElement, Interval, func, literal, select, text, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from janitor_common.db.models import AutoUpload
 
 STATES = ("pending", "uploading", "uploaded", "failed")
 
@@ -45,21 +49,28 @@ class Entry:
     output: str | None
 
 
+def _lease(seconds: float) -> ColumnElement[datetime]:
+    """``now() + seconds``, computed by the database so every replica's clock agrees."""
+    return func.now() + literal(timedelta(seconds=seconds), Interval())
+
+
 async def record_pending(engine: AsyncEngine, run_id: str, changes_filenames: list[str]) -> int:
     """Rows for a run's .changes files; existing rows (whatever their state) are left alone."""
     if not changes_filenames:
         return 0
+    statement = (
+        insert(AutoUpload)
+        .values([{"run_id": run_id, "changes_filename": name} for name in changes_filenames])
+        .on_conflict_do_nothing()
+        .returning(AutoUpload.changes_filename)
+    )
     async with engine.begin() as conn:
-        result = await conn.execute(
-            text(
-                "INSERT INTO auto_upload (run_id, changes_filename) "
-                "SELECT :run_id, unnest(CAST(:names AS text[])) ON CONFLICT DO NOTHING"
-            ),
-            {"run_id": run_id, "names": changes_filenames},
-        )
-        return int(result.rowcount or 0)
+        return len((await conn.execute(statement)).all())
 
 
+# Raw SQL where it is clearer than its Core spelling: one statement picks the
+# next claimable row, skipping rows other replicas hold locked at this moment,
+# and takes it, so two replicas never claim the same row.
 _CLAIM = text(
     """
     UPDATE auto_upload AS u
@@ -87,33 +98,31 @@ async def claim(engine: AsyncEngine, worker: str, lease_seconds: float) -> Claim
     return Claim(row[0], row[1], row[2], row[3], sent) if row is not None else None
 
 
-async def _finish(engine: AsyncEngine, claim: Claim, worker: str, sql: str, **params: object) -> bool:
-    """Apply ``sql`` only if ``worker`` still holds the row: a lost lease is never overwritten."""
-    async with engine.begin() as conn:
-        result = await conn.execute(
-            text(
-                sql + " WHERE run_id = :run_id AND changes_filename = :name AND claimed_by = :worker"
-                " AND state = 'uploading'"
-            ),
-            {"run_id": claim.run_id, "name": claim.changes_filename, "worker": worker, **params},
+async def _finish(engine: AsyncEngine, claim: Claim, worker: str, **values: Any) -> bool:
+    """Set ``values`` only if ``worker`` still holds the row: a lost lease is never overwritten."""
+    statement = (
+        update(AutoUpload)
+        .where(
+            AutoUpload.run_id == claim.run_id,
+            AutoUpload.changes_filename == claim.changes_filename,
+            AutoUpload.claimed_by == worker,
+            AutoUpload.state == "uploading",
         )
+        .values(**values)
+    )
+    async with engine.begin() as conn:
+        result = await conn.execute(statement)
         return bool(result.rowcount)
 
 
 async def renew(engine: AsyncEngine, claim: Claim, worker: str, lease_seconds: float) -> bool:
     """Extend ``worker``'s lease; False when it is no longer ``worker``'s (another took it over)."""
-    return await _finish(
-        engine,
-        claim,
-        worker,
-        "UPDATE auto_upload SET lease_until = now() + make_interval(secs => :lease)",
-        lease=lease_seconds,
-    )
+    return await _finish(engine, claim, worker, lease_until=_lease(lease_seconds))
 
 
 async def clear_forced(engine: AsyncEngine, claim: Claim, worker: str) -> bool:
     """The forced attempt has moved the old dput log aside: from now on a new log counts again."""
-    return await _finish(engine, claim, worker, "UPDATE auto_upload SET forced = false")
+    return await _finish(engine, claim, worker, forced=False)
 
 
 async def mark_uploaded(engine: AsyncEngine, claim: Claim, worker: str, output: str | None = None) -> bool:
@@ -121,20 +130,20 @@ async def mark_uploaded(engine: AsyncEngine, claim: Claim, worker: str, output: 
         engine,
         claim,
         worker,
-        "UPDATE auto_upload SET state = 'uploaded', uploaded_at = now(), updated_at = now(), "
-        "lease_until = NULL, last_error = NULL, output = :output, forced = false",
+        state="uploaded",
+        uploaded_at=func.now(),
+        updated_at=func.now(),
+        lease_until=None,
+        last_error=None,
         output=output,
+        forced=False,
     )
 
 
 async def mark_failed(engine: AsyncEngine, claim: Claim, worker: str, error: str) -> bool:
     """A permanent failure: not retried until an operator forces it."""
     return await _finish(
-        engine,
-        claim,
-        worker,
-        "UPDATE auto_upload SET state = 'failed', last_error = :error, updated_at = now(), lease_until = NULL",
-        error=error,
+        engine, claim, worker, state="failed", last_error=error, updated_at=func.now(), lease_until=None
     )
 
 
@@ -144,10 +153,11 @@ async def retry_later(engine: AsyncEngine, claim: Claim, worker: str, error: str
         engine,
         claim,
         worker,
-        "UPDATE auto_upload SET state = 'pending', last_error = :error, updated_at = now(), lease_until = NULL, "
-        "next_attempt_at = now() + make_interval(secs => :delay)",
-        error=error,
-        delay=delay_seconds,
+        state="pending",
+        last_error=error,
+        updated_at=func.now(),
+        lease_until=None,
+        next_attempt_at=_lease(delay_seconds),
     )
 
 
@@ -157,52 +167,59 @@ async def release(engine: AsyncEngine, claim: Claim, worker: str) -> bool:
         engine,
         claim,
         worker,
-        "UPDATE auto_upload SET state = 'pending', attempts = GREATEST(attempts - 1, 0), updated_at = now(), "
-        "lease_until = NULL",
+        state="pending",
+        attempts=func.greatest(AutoUpload.attempts - 1, 0),
+        updated_at=func.now(),
+        lease_until=None,
     )
 
 
 async def force(engine: AsyncEngine, run_id: str, changes_filename: str | None = None) -> int:
     """Operator's choice: upload again, whatever the ledger says (including uploaded rows)."""
+    statement = (
+        update(AutoUpload)
+        .where(AutoUpload.run_id == run_id)
+        .values(state="pending", next_attempt_at=func.now(), lease_until=None, updated_at=func.now(), forced=True)
+    )
+    if changes_filename is not None:
+        statement = statement.where(AutoUpload.changes_filename == changes_filename)
     async with engine.begin() as conn:
-        result = await conn.execute(
-            text(
-                "UPDATE auto_upload SET state = 'pending', next_attempt_at = now(), lease_until = NULL, "
-                "updated_at = now(), forced = true "
-                "WHERE run_id = :run_id AND (CAST(:name AS text) IS NULL OR changes_filename = :name)"
-            ),
-            {"run_id": run_id, "name": changes_filename},
-        )
+        result = await conn.execute(statement)
         return int(result.rowcount or 0)
 
 
 async def run_settled(engine: AsyncEngine, run_id: str) -> bool:
     """Whether every upload of the run is uploaded or finally failed (its work directory may go)."""
+    statement = select(func.bool_and(AutoUpload.state.in_(("uploaded", "failed")))).where(AutoUpload.run_id == run_id)
     async with engine.connect() as conn:
-        result = await conn.execute(
-            text("SELECT bool_and(state IN ('uploaded', 'failed')) FROM auto_upload WHERE run_id = :run_id"),
-            {"run_id": run_id},
-        )
-        return bool(result.scalar_one())
+        return bool((await conn.execute(statement)).scalar_one())
 
 
 async def waiting(engine: AsyncEngine) -> int:
     """Rows not yet uploaded that will be tried (pending, or being uploaded now)."""
+    statement = select(func.count()).select_from(AutoUpload).where(AutoUpload.state.in_(("pending", "uploading")))
     async with engine.connect() as conn:
-        result = await conn.execute(text("SELECT count(*) FROM auto_upload WHERE state IN ('pending', 'uploading')"))
-        return int(result.scalar_one())
+        return int((await conn.execute(statement)).scalar_one())
 
 
 async def entries(engine: AsyncEngine, state: str | None = None, limit: int = 1000) -> list[Entry]:
     if state is not None and state not in STATES:
         raise ValueError(f"unknown state {state!r}; one of {', '.join(STATES)}")
-    async with engine.connect() as conn:
-        rows = await conn.execute(
-            text(
-                "SELECT run_id, changes_filename, state, attempts, last_error, updated_at, uploaded_at, output "
-                "FROM auto_upload WHERE CAST(:state AS text) IS NULL OR state = :state "
-                "ORDER BY updated_at DESC LIMIT :limit"
-            ),
-            {"state": state, "limit": limit},
+    statement = (
+        select(
+            AutoUpload.run_id,
+            AutoUpload.changes_filename,
+            AutoUpload.state,
+            AutoUpload.attempts,
+            AutoUpload.last_error,
+            AutoUpload.updated_at,
+            AutoUpload.uploaded_at,
+            AutoUpload.output,
         )
-        return [Entry(*row) for row in rows]
+        .order_by(AutoUpload.updated_at.desc())
+        .limit(limit)
+    )
+    if state is not None:
+        statement = statement.where(AutoUpload.state == state)
+    async with engine.connect() as conn:
+        return [Entry(*row) for row in await conn.execute(statement)]

@@ -8,11 +8,13 @@ import logging
 import os
 import socket
 import uuid
+from datetime import timedelta
 
-from sqlalchemy import text
+from sqlalchemy import Interval, Select, exists, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from janitor_common.artifacts import ArtifactManager, ArtifactsMissing
+from janitor_common.db.models import AutoUpload, DebianBuild, Run
 from janitor_common.pubsub import ResultMessage
 
 from . import ledger
@@ -58,25 +60,24 @@ async def enqueue_run(
     return await ledger.record_pending(engine, run_id, found)
 
 
-_CATCH_UP = text(
-    """
-    SELECT run.id FROM run JOIN debian_build ON debian_build.run_id = run.id
-    WHERE run.result_code = 'success'
-      AND (run.finish_time IS NULL OR run.finish_time > now() - make_interval(days => :days))
-      AND (cardinality(CAST(:distributions AS text[])) = 0
-           OR debian_build.distribution = ANY(CAST(:distributions AS text[])))
-      AND NOT EXISTS (SELECT 1 FROM auto_upload WHERE auto_upload.run_id = run.id)
-    ORDER BY run.finish_time NULLS FIRST
-    """
-)
+def never_seen(days: float, distributions: list[str]) -> Select[str]:
+    """Successful builds finished within ``days`` that have no ledger row, oldest first."""
+    recent = or_(Run.finish_time.is_(None), Run.finish_time > func.now() - literal(timedelta(days=days), Interval()))
+    statement = (
+        select(Run.id)
+        .join(DebianBuild, DebianBuild.run_id == Run.id)
+        .where(Run.result_code == "success", recent, ~exists().where(AutoUpload.run_id == Run.id))
+        .order_by(Run.finish_time.asc().nulls_first())
+    )
+    if distributions:
+        statement = statement.where(DebianBuild.distribution.in_(distributions))
+    return statement
 
 
 async def catch_up(settings: AutoUploadSettings, engine: AsyncEngine, artifacts: ArtifactManager) -> int:
     """Queue successful builds within the horizon that the ledger has never seen."""
     async with engine.connect() as conn:
-        rows = await conn.execute(
-            _CATCH_UP, {"days": settings.catchup_horizon_days, "distributions": list(settings.distribution)}
-        )
+        rows = await conn.execute(never_seen(settings.catchup_horizon_days, list(settings.distribution)))
         run_ids = [r[0] for r in rows]
     added = 0
     for run_id in run_ids:

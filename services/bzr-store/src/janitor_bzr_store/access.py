@@ -15,10 +15,11 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 
-from sqlalchemy import text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from janitor_common.auth import check_worker
+from janitor_common.db.models import Codebase
 
 # bcrypt is deliberately slow (~5 ms) and brz sends dozens of requests per
 # push; a verified (worker, password digest) pair is trusted for a minute,
@@ -67,7 +68,7 @@ class CodebaseCache:
         if self._known.get(name, 0.0) > now:
             return True
         async with engine.connect() as conn:
-            row = (await conn.execute(text("SELECT 1 FROM codebase WHERE name = :n"), {"n": name})).first()
+            row = (await conn.execute(select(Codebase.name).where(Codebase.name == name))).first()
         if row is None:
             return False
         self._known[name] = now + self.ttl

@@ -14,9 +14,12 @@ import logging
 from collections.abc import AsyncIterator
 
 import redis.asyncio as aioredis
-from sqlalchemy import text
+from sqlalchemy import Select, and_, select
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import aliased
 
+from janitor_common.db.models import Run
 from janitor_common.pubsub import ResultMessage
 
 from .engine import Differ
@@ -26,33 +29,56 @@ logger = logging.getLogger(__name__)
 
 LOCK_PREFIX = "janitor-differ:precache:"
 
-_CONTROL_FOR_CHANGED = text(
-    """
-    SELECT id FROM run
-    WHERE codebase = :codebase AND result_code = 'success' AND revision = :revision AND id = change_set
-    ORDER BY finish_time DESC NULLS LAST LIMIT 1
-    """
-)
-_CHANGED_FOR_CONTROL = text(
-    """
-    SELECT id FROM run
-    WHERE result_code = 'success' AND main_branch_revision = :revision AND id != :id
-      AND revision IS DISTINCT FROM main_branch_revision
-    ORDER BY finish_time
-    """
-)
-_ALL_PAIRS = text(
-    """
-    SELECT DISTINCT ON (changed.id) control.id, changed.id
-    FROM run AS changed
-    JOIN run AS control
-      ON control.codebase = changed.codebase AND control.revision = changed.main_branch_revision
-     AND control.id = control.change_set AND control.result_code = 'success'
-    WHERE changed.result_code = 'success' AND changed.id != control.id
-      AND changed.revision IS DISTINCT FROM changed.main_branch_revision
-    ORDER BY changed.id, control.finish_time DESC NULLS LAST
-    """
-)
+# A control (unchanged) run is one whose id is its change set's: the platform
+# starts each change set with it. A changed run's baseline is the newest
+# successful control run of the same codebase built from the revision the
+# changed run started from.
+_is_control = Run.id == Run.change_set
+
+
+def _control_for_changed(codebase: str, revision: str) -> Select[str]:
+    return (
+        select(Run.id)
+        .where(Run.codebase == codebase, Run.result_code == "success", Run.revision == revision, _is_control)
+        .order_by(Run.finish_time.desc().nulls_last())
+        .limit(1)
+    )
+
+
+def _changed_for_control(revision: str, control_id: str) -> Select[str]:
+    return (
+        select(Run.id)
+        .where(
+            Run.result_code == "success",
+            Run.main_branch_revision == revision,
+            Run.id != control_id,
+            Run.revision.is_distinct_from(Run.main_branch_revision),
+        )
+        .order_by(Run.finish_time)
+    )
+
+
+def _all_pairs() -> Select[str, str]:
+    changed, control = aliased(Run, name="changed"), aliased(Run, name="control")
+    return (
+        select(control.id, changed.id)
+        .join(
+            control,
+            and_(
+                control.codebase == changed.codebase,
+                control.revision == changed.main_branch_revision,
+                control.id == control.change_set,
+                control.result_code == "success",
+            ),
+        )
+        .where(
+            changed.result_code == "success",
+            changed.id != control.id,
+            changed.revision.is_distinct_from(changed.main_branch_revision),
+        )
+        .ext(distinct_on(changed.id))
+        .order_by(changed.id, control.finish_time.desc().nulls_last())
+    )
 
 
 async def pairs_for_result(engine: AsyncEngine, msg: ResultMessage) -> list[tuple[str, str]]:
@@ -61,19 +87,17 @@ async def pairs_for_result(engine: AsyncEngine, msg: ResultMessage) -> list[tupl
         return []
     async with engine.connect() as conn:
         if msg.revision is not None and msg.revision == msg.main_branch_revision:
-            rows = await conn.execute(_CHANGED_FOR_CONTROL, {"revision": msg.revision, "id": msg.log_id})
+            rows = await conn.execute(_changed_for_control(msg.revision, msg.log_id))
             return [(msg.log_id, r[0]) for r in rows]
         if msg.main_branch_revision is None or msg.codebase is None:
             return []
-        row = (
-            await conn.execute(_CONTROL_FOR_CHANGED, {"codebase": msg.codebase, "revision": msg.main_branch_revision})
-        ).first()
+        row = (await conn.execute(_control_for_changed(msg.codebase, msg.main_branch_revision))).first()
         return [(row[0], msg.log_id)] if row is not None and row[0] != msg.log_id else []
 
 
 async def all_pairs(engine: AsyncEngine) -> list[tuple[str, str]]:
     async with engine.connect() as conn:
-        return [(r[0], r[1]) for r in await conn.execute(_ALL_PAIRS)]
+        return [(r[0], r[1]) for r in await conn.execute(_all_pairs())]
 
 
 class Precacher:

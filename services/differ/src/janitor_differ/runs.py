@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import text
+from sqlalchemy import Text, bindparam, cast, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from janitor_common.db.models import DebianBuild, Run
 from janitor_common.names import check_run_id
 
 
@@ -38,14 +39,22 @@ class RunInfo:
         return f"{self.source} version {self.version} ({self.campaign})"
 
 
-_QUERY = text(
-    """
-    SELECT run.id, run.codebase, run.suite, run.result_code, run.revision, run.main_branch_revision,
-           run.change_set, debian_build.source, debian_build.version::text AS version,
-           debian_build.distribution, debian_build.binary_packages
-    FROM run LEFT JOIN debian_build ON debian_build.run_id = run.id
-    WHERE run.id = :id
-    """
+_QUERY = (
+    select(
+        Run.id,
+        Run.codebase,
+        Run.suite,
+        Run.result_code,
+        Run.revision,
+        Run.main_branch_revision,
+        Run.change_set,
+        DebianBuild.source,
+        cast(DebianBuild.version, Text).label("version"),
+        DebianBuild.distribution,
+        DebianBuild.binary_packages,
+    )
+    .outerjoin(DebianBuild, DebianBuild.run_id == Run.id)
+    .where(Run.id == bindparam("id"))
 )
 
 

@@ -11,7 +11,7 @@ import getpass
 import logging
 import sys
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..config import CommonSettings, ConfigError, load_settings
@@ -20,6 +20,7 @@ from ..logs import setup_logging
 from ..names import valid_codebase
 from . import migrate
 from .engine import make_sync_engine
+from .models import Codebase, Worker
 
 
 def _password_from_stdin() -> str:
@@ -52,10 +53,7 @@ def cmd_add_codebase(settings: CommonSettings, args: argparse.Namespace) -> int:
     try:
         with engine.begin() as conn:
             # The platform's schema keeps url and branch_url set together.
-            conn.execute(
-                text("INSERT INTO codebase (name, url, branch_url) VALUES (:name, :url, :url)"),
-                {"name": args.name, "url": args.url},
-            )
+            conn.execute(insert(Codebase).values(name=args.name, url=args.url, branch_url=args.url))
     except IntegrityError:
         print(f"error: codebase {args.name} already exists", file=sys.stderr)
         return 1
@@ -67,7 +65,7 @@ def cmd_add_codebase(settings: CommonSettings, args: argparse.Namespace) -> int:
 
 def announce_worker_change(conn: Connection, name: str) -> None:
     """Running services forget what they cached about the worker (delivered on commit)."""
-    conn.execute(text("SELECT pg_notify(:channel, :name)"), {"channel": WORKER_CHANNEL, "name": name})
+    conn.execute(select(func.pg_notify(WORKER_CHANNEL, name)))
 
 
 def cmd_add_worker(settings: CommonSettings, args: argparse.Namespace) -> int:
@@ -78,12 +76,8 @@ def cmd_add_worker(settings: CommonSettings, args: argparse.Namespace) -> int:
     engine = make_sync_engine(settings.database_url)
     try:
         with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO worker (name, password, link) VALUES (:name, crypt(:password, gen_salt('bf')), :link)"
-                ),
-                {"name": args.name, "password": password, "link": args.link},
-            )
+            hashed = func.crypt(password, func.gen_salt("bf"))
+            conn.execute(insert(Worker).values(name=args.name, password=hashed, link=args.link))
             announce_worker_change(conn, args.name)
     except IntegrityError:
         print(f"error: worker {args.name} already exists (remove-worker it first)", file=sys.stderr)
@@ -98,7 +92,7 @@ def cmd_remove_worker(settings: CommonSettings, args: argparse.Namespace) -> int
     engine = make_sync_engine(settings.database_url)
     try:
         with engine.begin() as conn:
-            result = conn.execute(text("DELETE FROM worker WHERE name = :name"), {"name": args.name})
+            result = conn.execute(delete(Worker).where(Worker.name == args.name))
             announce_worker_change(conn, args.name)
     except IntegrityError:
         print(f"error: worker {args.name} is referenced by runs and cannot be removed", file=sys.stderr)
@@ -116,7 +110,7 @@ def cmd_list_workers(settings: CommonSettings, args: argparse.Namespace) -> int:
     engine = make_sync_engine(settings.database_url)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(text("SELECT name, link FROM worker ORDER BY name")).all()
+            rows = conn.execute(select(Worker.name, Worker.link).order_by(Worker.name)).all()
     finally:
         engine.dispose()
     for name, link in rows:
