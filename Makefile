@@ -14,7 +14,7 @@ SRC_DIRS := libs/janitor-common/src libs/janitor-dev/src services/bzr-store/src 
 TEST_DIRS := $(wildcard libs/janitor-common/tests services/bzr-store/tests services/differ/tests services/auto-upload/tests tests/deploy tests/integration)
 LINT_DIRS := $(SRC_DIRS) $(TEST_DIRS) $(wildcard bench scripts/*.py)
 
-.PHONY: all help system-deps install lock run test unit lint format bench clean k8s-check wheels compose-test fuzz
+.PHONY: all help system-deps install lock run test unit lint format bench clean k8s-check wheels compose-test fuzz proto
 
 all: install
 
@@ -29,6 +29,7 @@ help:
 	@echo "make fuzz         requests generated from every OpenAPI document, 200 per operation and mode"
 	@echo "make k8s-check    render deploy/k8s (base, overlays) and validate it offline"
 	@echo "make wheels       build wheels of the services and their dependencies into build/wheels"
+	@echo "make proto        rebuild janitor-common's janitor_conf.desc from janitor_conf.proto (needs protoc)"
 	@echo "make compose-test build the images, start deploy/compose.yaml for real, check it, tear it down"
 
 system-deps:
@@ -50,6 +51,10 @@ lock:
 
 run: system-deps install
 	$(VPY) -m janitor_dev.devrun
+
+CONF_PROTO_DIR = libs/janitor-common/src/janitor_common
+proto:
+	protoc --proto_path=$(CONF_PROTO_DIR) --descriptor_set_out=$(CONF_PROTO_DIR)/janitor_conf.desc janitor_conf.proto
 
 lint: install
 	$(VENV)/bin/ruff check $(LINT_DIRS)

@@ -5,7 +5,8 @@
 set -euo pipefail
 
 packages=(python3 python3-venv postgresql-15 postgresql-15-debversion redis-server
-          devscripts dput gnupg dpkg-dev fakeroot wrk)
+          devscripts dput gnupg dpkg-dev fakeroot wrk
+          protobuf-compiler)  # make proto, and the test that the config descriptor is current
 norecommends=(diffoscope binutils-multiarch xz-utils zstd python3-debian python3-tlsh
               libarchive-tools xxd file
               chromium)  # the tests' headless browser (pages, injected scripts)

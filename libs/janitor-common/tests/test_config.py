@@ -124,7 +124,7 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_syntax_error_names_file_and_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.conf"
     bad.write_text('database_location: "x"\ncampaign {\n  name: "a"\n')
-    with pytest.raises(ConfigError, match=r"config file .*bad.conf: syntax error at line 4"):
+    with pytest.raises(ConfigError, match=r"config file .*bad.conf: line 3 column 9: Expected \"}\""):
         load_settings(CommonSettings, config=str(bad))
 
 
@@ -148,6 +148,13 @@ def test_bad_value_in_file(tmp_path: Path) -> None:
 def test_wrong_type_in_file(tmp_path: Path) -> None:
     bad = tmp_path / "bad.conf"
     bad.write_text("database_location: 42\n")
+    with pytest.raises(ConfigError, match=r"config file .*bad.conf: line 1 column 20: Expected string but found: '42'"):
+        load_settings(CommonSettings, config=str(bad))
+
+
+def test_bad_value_in_file_names_the_field(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.conf"
+    bad.write_text('database_location: "mysql://u@h/db"\n')
     with pytest.raises(ConfigError, match=r"setting database_url from config file .*\(database_location\)"):
         load_settings(CommonSettings, config=str(bad))
 

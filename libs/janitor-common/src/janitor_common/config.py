@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
-from . import __version__, textproto
+from . import __version__, janitor_conf
 
 ENV_PREFIX = "JANITOR_"
 
@@ -41,12 +41,7 @@ class DistributionConfig(BaseModel):
     name: str
 
 
-def _last(message: textproto.Message, name: str) -> Any:
-    values = message.get(name)
-    return values[-1] if values else None
-
-
-def _file_to_settings(message: textproto.Message) -> dict[str, Any]:
+def _file_to_settings(message: Any) -> dict[str, Any]:
     """Map the platform's field names to ours, keeping only what we use."""
 
     out: dict[str, Any] = {}
@@ -56,25 +51,17 @@ def _file_to_settings(message: textproto.Message) -> dict[str, Any]:
         ("artifact_location", "artifact_location"),
         ("user_agent", "user_agent"),
     ):
-        value = _last(message, theirs)
-        if value is not None:
-            out[ours] = value
+        if message.HasField(theirs):
+            out[ours] = getattr(message, theirs)
     campaigns = []
-    for c in message.get("campaign", []):
-        if not isinstance(c, dict):
-            raise ConfigError("config file: 'campaign' must be a message { ... }")
-        entry: dict[str, Any] = {"name": _last(c, "name")}
-        for build in c.get("debian_build", []):
-            if isinstance(build, dict) and build.get("build_distribution"):
-                entry["build_distribution"] = build["build_distribution"][-1]
+    for c in message.campaign:
+        entry: dict[str, Any] = {"name": c.name if c.HasField("name") else None}
+        if c.HasField("debian_build") and c.debian_build.build_distribution:
+            entry["build_distribution"] = c.debian_build.build_distribution
         campaigns.append(entry)
     if campaigns:
         out["campaigns"] = campaigns
-    distributions = []
-    for d in message.get("distribution", []):
-        if not isinstance(d, dict):
-            raise ConfigError("config file: 'distribution' must be a message { ... }")
-        distributions.append({"name": _last(d, "name")})
+    distributions = [{"name": d.name if d.HasField("name") else None} for d in message.distribution]
     if distributions:
         out["distributions"] = distributions
     return out
@@ -99,9 +86,9 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise ConfigError(f"config file {path}: not UTF-8 text") from None
     try:
-        return _file_to_settings(textproto.parse(text))
-    except textproto.TextProtoError as e:
-        raise ConfigError(f"config file {path}: syntax error at {e}") from None
+        return _file_to_settings(janitor_conf.parse(text))
+    except janitor_conf.ConfSyntaxError as e:
+        raise ConfigError(f"config file {path}: {e}") from None
 
 
 class _ConfigFileSource(PydanticBaseSettingsSource):
