@@ -2,9 +2,17 @@
 
 Everything lives under ``.run/`` (override with ``JANITOR_RUN_DIR``): a
 private PostgreSQL cluster and Redis on loopback ports of their own, the
-bzr store, the artifacts and differ cache, a demo signing key and a local
-upload target. Running it again reuses all of it. Ctrl-C stops the services
-first, then Redis and PostgreSQL.
+services' data, a demo signing key and a local upload target. Running it
+again reuses all of it. Ctrl-C stops the services first, then Redis and
+PostgreSQL.
+
+The services are found through the ``janitor.dev`` entry point group: each
+names a function that takes the facilities this stack prepared (a mapping
+with ``run_dir``, ``signing_key``, ``dput_config`` and ``dput_host``) and
+answers how to start it: ``name``, ``argv`` (a console script and its
+arguments), ``ports`` (label -> port it listens on), ``health_port`` (where
+``/health`` answers) and ``urls`` (label -> what the banner shows). So this
+module names no service, and a new service is started by declaring one.
 """
 
 from __future__ import annotations
@@ -16,6 +24,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import httpx
@@ -133,6 +144,35 @@ def ensure_upload_target(run_dir: Path) -> Path:
     return config
 
 
+ENTRY_POINT_GROUP = "janitor.dev"
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How one service is started; each service's ``dev.launch`` says."""
+
+    name: str
+    argv: list[str]
+    ports: dict[str, int]
+    health_port: int
+    urls: dict[str, str]
+
+
+def service_launches(facilities: Mapping[str, str]) -> list[Launch]:
+    """Every installed service's answer, in name order."""
+    found = sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+    if not found:
+        raise DevStackError(f"no installed package declares a {ENTRY_POINT_GROUP!r} entry point; run make install")
+    launches = []
+    for entry in found:
+        answer = entry.load()(facilities)
+        try:
+            launches.append(Launch(**answer))
+        except TypeError as e:
+            raise DevStackError(f"{entry.value}: not a launch description ({e})") from None
+    return launches
+
+
 class Child:
     """A service process whose output is shown with its name in front."""
 
@@ -191,10 +231,23 @@ def main() -> int:
     if busy_servers:
         say("ports in use: " + ", ".join(busy_servers))
         return 1
-    ports = {"bzr-store admin": 9929, "bzr-store public": 9930, "differ": 9920, "auto-upload": 9933}
-    busy = [f"{name} ({port})" for name, port in ports.items() if port_in_use(port)]
+    try:
+        dput_config = ensure_upload_target(run_dir)
+        facilities = {
+            "run_dir": str(run_dir),
+            "signing_key": ensure_signing_key(run_dir / "gnupg"),
+            "dput_config": str(dput_config),
+            "dput_host": "local",
+        }
+        launches = service_launches(facilities)
+    except (DevStackError, subprocess.CalledProcessError, OSError) as e:
+        say(f"error: {e}")
+        stop_gpg_agent(run_dir / "gnupg")
+        return 1
+    busy = [f"{label} ({port})" for launch in launches for label, port in launch.ports.items() if port_in_use(port)]
     if busy:
         say("ports in use: " + ", ".join(busy) + "; stop what holds them and try again")
+        stop_gpg_agent(run_dir / "gnupg")
         return 1
 
     datadir = pg_data_dir(run_dir)
@@ -215,10 +268,8 @@ def main() -> int:
         redis.start()
 
         password = ensure_demo_data(database_url, run_dir)
-        fingerprint = ensure_signing_key(run_dir / "gnupg")
-        dput_config = ensure_upload_target(run_dir)
-        for sub in ("bzr", "artifacts", "differ-cache"):
-            (run_dir / sub).mkdir(exist_ok=True)
+        fingerprint = facilities["signing_key"]
+        (run_dir / "artifacts").mkdir(exist_ok=True)
         conf = run_dir / "janitor.conf"
         conf.write_text(JANITOR_CONF)
 
@@ -230,41 +281,18 @@ def main() -> int:
             JANITOR_CONFIG=str(conf),
             GNUPGHOME=str(run_dir / "gnupg"),
         )
-        children.append(
-            Child("bzr-store", [str(bindir / "janitor-bzr-store"), "--vcs-path", str(run_dir / "bzr")], env)
-        )
-        children.append(
-            Child("differ", [str(bindir / "janitor-differ"), "--cache-path", str(run_dir / "differ-cache")], env)
-        )
-        children.append(
-            Child(
-                "auto-upload",
-                [
-                    str(bindir / "janitor-auto-upload"),
-                    "serve",
-                    "--dput-host",
-                    "local",
-                    "--dput-config",
-                    str(dput_config),
-                    "--debsign-keyid",
-                    fingerprint,
-                    "--state-dir",
-                    str(run_dir / "auto-upload"),
-                ],
-                env,
-            )
-        )
-        for child, port in zip(children, (9929, 9920, 9933), strict=True):
-            wait_healthy(f"http://127.0.0.1:{port}/health", child)
+        for launch in launches:
+            argv = [str(bindir / launch.argv[0]), *launch.argv[1:]]
+            children.append(Child(launch.name, argv, env))
+        for child, launch in zip(children, launches, strict=True):
+            wait_healthy(f"http://127.0.0.1:{launch.health_port}/health", child)
 
+        urls = "\n".join(f"  {label:<18} {url}" for launch in launches for label, url in launch.urls.items())
         print(
             f"""
 The Janitor services are running (Ctrl-C stops everything; data stays in {run_dir}).
 
-  bzr-store public   http://127.0.0.1:9930/bzr/
-  bzr-store admin    http://127.0.0.1:9929/            (/ready, /metrics)
-  differ             http://127.0.0.1:9920/ready       (/metrics)
-  auto-upload        http://127.0.0.1:9933/ready       (/metrics)
+{urls}
 
   PostgreSQL         {database_url}
   Redis              {redis.url}
@@ -274,7 +302,7 @@ The Janitor services are running (Ctrl-C stops everything; data stays in {run_di
   upload target      dput host 'local' in {dput_config} -> {run_dir / "incoming"}
 
 Try first:
-  curl http://127.0.0.1:9929/ready
+  curl http://127.0.0.1:{launches[0].health_port}/ready
   JANITOR_DATABASE_URL={database_url} .venv/bin/janitor-db list-workers
 """,
             flush=True,
