@@ -5,9 +5,9 @@ import pytest
 from fastapi import Query
 from prometheus_client import CollectorRegistry
 
+from janitor_common.appfactory import create_service_app
 from janitor_common.config import CommonSettings
 from janitor_common.negotiate import NotAcceptable, negotiate, prefers_json
-from janitor_common.service import create_service_app
 from janitor_dev.testing import asgi_client
 
 OFFERED = ["text/plain", "text/markdown", "text/html", "application/json"]
@@ -117,7 +117,7 @@ async def test_head_is_answered_wherever_get_is(app_client: httpx.AsyncClient) -
 
 
 def test_header_values_are_made_safe() -> None:
-    from janitor_common.web import header_value
+    from janitor_common.errors import header_value
 
     assert header_value("run-1") == "run-1"
     for hostile in ("\r\nX-Injected: 1", "\x00", "€", "\udcc0"):

@@ -14,10 +14,11 @@ from fastapi import FastAPI, Request
 from prometheus_client import CollectorRegistry
 from starlette.responses import JSONResponse, Response
 
+from janitor_common.appfactory import create_service_app
 from janitor_common.artifacts import get_artifact_manager
+from janitor_common.errors import error_response
+from janitor_common.openapi import answers
 from janitor_common.pubsub import ResultMessage, ResultSubscriber
-from janitor_common.service import create_service_app
-from janitor_common.web import answers, error_response
 
 from . import ledger
 from .metrics import make_metrics

@@ -8,8 +8,8 @@ import sys
 
 from prometheus_client import CollectorRegistry
 
-from janitor_common.server import Listener, serve
-from janitor_common.service import add_common_arguments, add_logging_arguments, settings_from_args
+from janitor_common.cliargs import add_common_arguments, add_logging_arguments, settings_from_args
+from janitor_common.serving import Listener, serve
 
 from .app import create_app, required_upload_settings
 from .settings import AutoUploadSettings

@@ -15,9 +15,9 @@ from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from janitor_common import proc
+from janitor_common.deps import get_engine
 from janitor_common.names import valid_campaign, valid_codebase, valid_revision
-from janitor_common.service import get_engine
-from janitor_common.web import answers
+from janitor_common.openapi import answers
 
 from . import diffcmd
 from .context import BzrContext, get_context

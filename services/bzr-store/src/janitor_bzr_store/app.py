@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from janitor_common.service import create_service_app
-from janitor_common.web import make_http_metrics
+from janitor_common.appfactory import create_service_app
+from janitor_common.middleware import make_http_metrics
 
 from . import patches
 from .admin import admin_router

@@ -6,8 +6,8 @@ import argparse
 import os
 import sys
 
-from janitor_common.server import Listener, serve
-from janitor_common.service import add_common_arguments, settings_from_args
+from janitor_common.cliargs import add_common_arguments, settings_from_args
+from janitor_common.serving import Listener, serve
 
 from .app import create_apps
 from .settings import BzrStoreSettings

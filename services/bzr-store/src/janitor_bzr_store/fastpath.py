@@ -18,7 +18,8 @@ from types import SimpleNamespace
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from janitor_common.web import HttpMetrics, ObservabilityMiddleware, dependency_failure, dependency_response
+from janitor_common.errors import dependency_failure, dependency_response
+from janitor_common.middleware import HttpMetrics, ObservabilityMiddleware
 
 from .http import Interface
 from .smart_http import smart_endpoint

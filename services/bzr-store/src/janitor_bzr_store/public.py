@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse, Response
 
-from janitor_common.web import answers
+from janitor_common.openapi import answers
 
 from .http import LIST_TYPES, SMART_METHODS, repository_list
 from .smart_http import smart_endpoint

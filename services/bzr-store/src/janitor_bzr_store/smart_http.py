@@ -17,7 +17,7 @@ from fastapi import Request
 from starlette.responses import Response, StreamingResponse
 
 from janitor_common.auth import CHALLENGE, parse_basic
-from janitor_common.service import get_engine
+from janitor_common.deps import get_engine
 
 from .context import BzrContext, get_context
 from .http import Interface, text_error

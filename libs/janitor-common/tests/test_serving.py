@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from janitor_common.server import Listener, serve_async
+from janitor_common.serving import Listener, serve_async
 from janitor_dev.devstack import free_port
 
 

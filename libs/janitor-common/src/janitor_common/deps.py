@@ -1,0 +1,27 @@
+"""Dependencies every service's routes take: the resources its lifespan opened.
+
+Typed ``Annotated`` aliases, so a route says ``engine: Engine`` and the type
+checker knows what it gets, instead of reading ``request.state`` untyped.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import redis.asyncio as aioredis
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+
+def get_engine(request: Request) -> AsyncEngine:
+    engine: AsyncEngine = request.state.engine
+    return engine
+
+
+def get_redis(request: Request) -> aioredis.Redis:
+    client: aioredis.Redis = request.state.redis
+    return client
+
+
+Engine = Annotated[AsyncEngine, Depends(get_engine)]
+RedisClient = Annotated[aioredis.Redis, Depends(get_redis)]
