@@ -22,7 +22,7 @@ from sqlalchemy.orm import aliased
 from janitor_common.db.models import Run
 from janitor_common.pubsub import ResultMessage
 
-from .engine import Differ
+from .differ import Differ
 from .runs import RunUnavailable
 
 logger = logging.getLogger(__name__)

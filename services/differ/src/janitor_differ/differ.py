@@ -20,7 +20,7 @@ from . import debdiff, diffoscope
 from .cache import CacheKey, DiffCache, rendering_name
 from .debs import Deb, check_debs, fetch_debs, is_binary_package, pair_debs
 from .limits import Limits
-from .memo import BytesLRU, TTLCache
+from .memory_cache import BytesLRU, TTLCache
 from .metrics import DifferMetrics
 from .runs import RunInfo, RunUnavailable, get_run
 from .settings import DifferSettings

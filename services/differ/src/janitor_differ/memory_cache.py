@@ -1,4 +1,4 @@
-"""In-process memory in front of the database and the shared cache.
+"""In-memory caches (this process only) in front of the database and the shared cache.
 
 A warm request should cost neither a query nor a file read: finished runs do
 not change, and renderings are immutable once made. Both caches are bounded
