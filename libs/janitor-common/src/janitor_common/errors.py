@@ -70,7 +70,8 @@ def _describe_validation(exc: RequestValidationError) -> str:
             parts.append(f"missing {where} parameter {name!r}" if where != "body" else f"missing field {name!r}")
         else:
             parts.append(f"invalid {where} parameter {name!r}: {err.get('msg')}")
-    return "; ".join(parts) or "invalid request"
+    # A parameter a route and one of its dependencies both take is reported once.
+    return "; ".join(dict.fromkeys(parts)) or "invalid request"
 
 
 def dependency_failure(exc: BaseException) -> str | None:

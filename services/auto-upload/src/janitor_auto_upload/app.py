@@ -10,19 +10,17 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
-from starlette.responses import JSONResponse, Response
 
 from janitor_common.appfactory import create_service_app
 from janitor_common.artifacts import get_artifact_manager
-from janitor_common.errors import error_response
-from janitor_common.openapi import answers
 from janitor_common.pubsub import ResultMessage, ResultSubscriber
 
 from . import ledger
 from .metrics import make_metrics
 from .pipeline import catch_up, enqueue_run, pause, wanted, work, worker_name
+from .routes import uploads_router
 from .settings import AutoUploadSettings
 from .uploader import Uploader
 
@@ -118,26 +116,5 @@ def create_app(settings: AutoUploadSettings, *, run_workers: bool = True) -> Fas
 
     app = create_service_app("janitor auto-upload", settings, registry=registry, extra_lifespan=lifespan)
 
-    @app.get("/uploads", responses=answers(["application/json"]))
-    async def uploads(request: Request, state: str | None = None) -> Response:
-        try:
-            rows = await ledger.entries(request.state.engine, state)
-        except ValueError as e:
-            return error_response(request, 400, str(e))
-        return JSONResponse(
-            [
-                {
-                    "run_id": r.run_id,
-                    "changes_filename": r.changes_filename,
-                    "state": r.state,
-                    "attempts": r.attempts,
-                    "last_error": r.last_error,
-                    "output": r.output,
-                    "updated_at": r.updated_at.isoformat(),
-                    "uploaded_at": r.uploaded_at.isoformat() if r.uploaded_at else None,
-                }
-                for r in rows
-            ]
-        )
-
+    app.include_router(uploads_router)
     return app

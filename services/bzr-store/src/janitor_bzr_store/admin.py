@@ -8,111 +8,113 @@ import os
 import sys
 import time
 from collections.abc import AsyncIterator
+from typing import Annotated
 
 from breezy import errors as bzr_errors
 from breezy.branch import Branch
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from janitor_common import proc
-from janitor_common.deps import get_engine
+from janitor_common.deps import Engine
 from janitor_common.names import valid_campaign, valid_codebase, valid_revision
 from janitor_common.openapi import answers
 
 from . import diffcmd
-from .context import BzrContext, get_context
+from .context import BzrContext, Context
 from .history import UnknownRevision, revision_info
-from .http import LIST_TYPES, SMART_METHODS, repository_list, run_blocking, text_error
+from .http import LIST_TYPES, SMART_METHODS, Refused, repository_list, run_blocking, text_error
 from .smart_http import smart_endpoint
 
 logger = logging.getLogger(__name__)
 
 
-def bad_revisions(*revisions: str) -> Response | None:
-    for revision in revisions:
+def check_revisions(old: str, new: str) -> None:
+    for revision in (old, new):
         if not valid_revision(revision):
-            return text_error(400, f"invalid revision: {revision[:100]!r}")
-    return None
+            raise Refused(400, f"invalid revision: {revision[:100]!r}")
 
 
-def admin_router() -> APIRouter:
-    router = APIRouter()
+def check_remote(remote: str) -> None:
+    if not valid_campaign(remote):
+        raise Refused(400, f"invalid remote name: {remote[:100]!r}")
 
-    @router.get("/", responses=answers(LIST_TYPES, 406))
-    async def list_repositories(request: Request) -> Response:
-        return await repository_list(request, "/")
 
-    async def codebase_repo(request: Request, codebase: str) -> tuple[BzrContext, str] | Response:
-        ctx = get_context(request)
-        if not valid_codebase(codebase):
-            return text_error(400, f"invalid codebase name: {codebase[:100]!r}")
-        path = ctx.store.repository_path(codebase)
-        if not await run_blocking(ctx, ctx.store.has_repository, codebase):
-            if not await ctx.codebases.exists(get_engine(request), codebase):
-                return text_error(404, f"no such codebase: {codebase}")
-            return text_error(404, f"no repository for codebase: {codebase}")
-        return ctx, str(path)
+# Checks of what the client sent; listed before ``Repository`` in a route's
+# parameters, they answer 400 before anything is looked up.
+ValidRevisions = Annotated[None, Depends(check_revisions)]
+ValidRemote = Annotated[None, Depends(check_remote)]
 
-    @router.get("/{codebase}/diff", responses=answers(["text/x-diff"], 404, 500, 504))
-    async def diff(request: Request, codebase: str, old: str, new: str) -> Response:
-        if bad := bad_revisions(old, new):
-            return bad
-        found = await codebase_repo(request, codebase)
-        if isinstance(found, Response):
-            return found
-        ctx, repo_path = found
-        return await stream_diff(ctx, repo_path, old, new)
 
-    @router.get("/{codebase}/revision-info", responses=answers(["application/json"], 404))
-    async def revision_info_route(request: Request, codebase: str, old: str, new: str) -> Response:
-        if bad := bad_revisions(old, new):
-            return bad
-        found = await codebase_repo(request, codebase)
-        if isinstance(found, Response):
-            return found
-        ctx, repo_path = found
+async def codebase_repository(ctx: Context, engine: Engine, codebase: str) -> str:
+    """The path of ``codebase``'s repository; a 400 or 404 that says which is missing otherwise."""
+    if not valid_codebase(codebase):
+        raise Refused(400, f"invalid codebase name: {codebase[:100]!r}")
+    if not await run_blocking(ctx, ctx.store.has_repository, codebase):
+        if not await ctx.codebases.exists(engine, codebase):
+            raise Refused(404, f"no such codebase: {codebase}")
+        raise Refused(404, f"no repository for codebase: {codebase}")
+    return str(ctx.store.repository_path(codebase))
+
+
+Repository = Annotated[str, Depends(codebase_repository)]
+
+admin_router = APIRouter()
+
+
+@admin_router.get("/", responses=answers(LIST_TYPES, 406))
+async def list_repositories(request: Request, ctx: Context) -> Response:
+    return await repository_list(request, ctx, "/")
+
+
+@admin_router.get("/{codebase}/diff", responses=answers(["text/x-diff"], 404, 500, 504))
+async def diff(ctx: Context, codebase: str, old: str, new: str, _: ValidRevisions, repo_path: Repository) -> Response:
+    return await stream_diff(ctx, repo_path, old, new)
+
+
+@admin_router.get("/{codebase}/revision-info", responses=answers(["application/json"], 404))
+async def revision_info_route(
+    ctx: Context, codebase: str, old: str, new: str, _: ValidRevisions, repo_path: Repository
+) -> Response:
+    try:
+        info = await run_blocking(ctx, revision_info, repo_path, old, new)
+    except UnknownRevision as e:
+        raise Refused(404, f"unknown revision: {e}") from None
+    except bzr_errors.BzrError as e:
+        logger.error("cannot read repository %s: %s", repo_path, e)
+        raise Refused(503, f"repository not openable: {codebase}") from None
+    return JSONResponse(info)
+
+
+@admin_router.post("/{codebase}/remotes/{remote}", responses=answers([], 404, 415, ok_status=204))
+async def set_remote(
+    request: Request, ctx: Context, codebase: str, remote: str, _: ValidRemote, repo_path: Repository
+) -> Response:
+    form = await request.form()
+    url = form.get("url")
+    if not isinstance(url, str) or not url:
+        raise Refused(400, "missing form field 'url'")
+
+    def set_parent() -> bool:
         try:
-            info = await run_blocking(ctx, revision_info, repo_path, old, new)
-        except UnknownRevision as e:
-            return text_error(404, f"unknown revision: {e}")
-        except bzr_errors.BzrError as e:
-            logger.error("cannot read repository %s: %s", repo_path, e)
-            return text_error(503, f"repository not openable: {codebase}")
-        return JSONResponse(info)
+            branch = Branch.open(os.path.join(repo_path, remote))
+        except bzr_errors.NotBranchError:
+            return False
+        branch.set_parent(url)
+        return True
 
-    @router.post("/{codebase}/remotes/{remote}", responses=answers([], 404, 415, ok_status=204))
-    async def set_remote(request: Request, codebase: str, remote: str) -> Response:
-        if not valid_campaign(remote):
-            return text_error(400, f"invalid remote name: {remote[:100]!r}")
-        found = await codebase_repo(request, codebase)
-        if isinstance(found, Response):
-            return found
-        ctx, repo_path = found
-        form = await request.form()
-        url = form.get("url")
-        if not isinstance(url, str) or not url:
-            return text_error(400, "missing form field 'url'")
+    if not await run_blocking(ctx, set_parent):
+        raise Refused(404, f"no branch at {codebase}/{remote}")
+    return PlainTextResponse("", status_code=204)
 
-        def set_parent() -> bool:
-            try:
-                branch = Branch.open(os.path.join(repo_path, remote))
-            except bzr_errors.NotBranchError:
-                return False
-            branch.set_parent(url)
-            return True
 
-        if not await run_blocking(ctx, set_parent):
-            return text_error(404, f"no branch at {codebase}/{remote}")
-        return PlainTextResponse("", status_code=204)
+async def smart(request: Request) -> Response:
+    return await smart_endpoint(request, request.path_params["path"], "admin")
 
-    async def smart(request: Request) -> Response:
-        return await smart_endpoint(request, request.path_params["path"], "admin")
 
-    # A plain Starlette route: smart requests are many and small, and need none
-    # of FastAPI's parameter handling.
-    router.add_route("/{path:path}", smart, methods=SMART_METHODS, include_in_schema=False)
-
-    return router
+# A plain Starlette route: smart requests are many and small, and need none
+# of FastAPI's parameter handling.
+admin_router.add_route("/{path:path}", smart, methods=SMART_METHODS, include_in_schema=False)
 
 
 async def stream_diff(ctx: BzrContext, repo_path: str, old: str, new: str) -> Response:

@@ -12,6 +12,7 @@ from . import patches
 from .admin import admin_router
 from .context import context_lifespan
 from .fastpath import SmartFastPath
+from .http import Refused, refused
 from .metrics import make_metrics
 from .public import public_router
 from .settings import BzrStoreSettings
@@ -31,7 +32,8 @@ def create_apps(settings: BzrStoreSettings, registry: CollectorRegistry | None =
         extra_lifespan=context_lifespan(settings, store_metrics, "admin"),
         uses_redis=False,
     )
-    admin.include_router(admin_router())
+    admin.include_router(admin_router)
+    admin.add_exception_handler(Refused, refused)
     admin.add_middleware(SmartFastPath, prefix="/", interface="admin", metrics=http_metrics)
     public = create_service_app(
         "janitor bzr-store",
@@ -43,7 +45,8 @@ def create_apps(settings: BzrStoreSettings, registry: CollectorRegistry | None =
         metrics_route=False,
         uses_redis=False,
     )
-    public.include_router(public_router())
+    public.include_router(public_router)
+    public.add_exception_handler(Refused, refused)
     public.add_middleware(SmartFastPath, prefix="/bzr/", interface="public", metrics=http_metrics)
     return admin, public
 

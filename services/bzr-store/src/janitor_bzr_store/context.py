@@ -7,9 +7,9 @@ import concurrent.futures
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 
 from janitor_common.invalidation import watch_worker_changes
 
@@ -70,3 +70,6 @@ def context_lifespan(settings: BzrStoreSettings, metrics: StoreMetrics, name: st
 def get_context(request: Request) -> BzrContext:
     ctx: BzrContext = request.state.bzr
     return ctx
+
+
+Context = Annotated[BzrContext, Depends(get_context)]

@@ -12,7 +12,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 
 from janitor_common.negotiate import negotiate
 
-from .context import BzrContext, get_context
+from .context import BzrContext
 
 Interface = Literal["admin", "public"]
 # Plain text first: what the platform's service answers a client with no preference.
@@ -25,13 +25,26 @@ def text_error(status: int, message: str, headers: Mapping[str, str] | None = No
     return PlainTextResponse(message + "\n", status_code=status, headers=headers)
 
 
+class Refused(Exception):
+    """A request answered with ``status`` and a one-line plain-text reason (the platform's clients read it)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+async def refused(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Refused)
+    return text_error(exc.status, exc.message)
+
+
 async def run_blocking(ctx: BzrContext, fn, *args):  # type: ignore[no-untyped-def]
     return await asyncio.get_running_loop().run_in_executor(ctx.executor, fn, *args)
 
 
-async def repository_list(request: Request, base: str) -> Response:
+async def repository_list(request: Request, ctx: BzrContext, base: str) -> Response:
     media_type = negotiate(request.headers.get("accept"), LIST_TYPES)
-    ctx = get_context(request)
     names = await run_blocking(ctx, ctx.store.list_repositories)
     if media_type == "application/json":
         return JSONResponse(names)
