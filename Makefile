@@ -60,6 +60,10 @@ lint: install
 	$(VENV)/bin/ruff check $(LINT_DIRS)
 	$(VENV)/bin/ruff format --check $(LINT_DIRS)
 	$(VENV)/bin/mypy $(SRC_DIRS)
+	@# Each test directory on its own, rooted at its package, so their conftest modules do not clash.
+	@set -e; for d in $(TEST_DIRS) bench; do \
+	  root=$$(dirname $$d); [ $$d = bench ] && root=bench; [ $${d#tests/} != $$d ] && root=.; \
+	  echo "MYPYPATH=$$root mypy $$d"; MYPYPATH=$$root $(VENV)/bin/mypy $$d; done
 
 format: install
 	$(VENV)/bin/ruff format $(LINT_DIRS)

@@ -27,8 +27,8 @@ V3 = b"bzr message 3 (bzr 1.6)\n"
 
 
 def write_request() -> bytes:
-    headers = bencode({})
-    args = bencode([b"mkdir", b"x", b""])
+    headers: bytes = bencode({})
+    args: bytes = bencode([b"mkdir", b"x", b""])
     return V3 + len(headers).to_bytes(4, "big") + headers + b"s" + len(args).to_bytes(4, "big") + args + b"e"
 
 

@@ -161,7 +161,7 @@ class RssSampler:
 
 
 class Way:
-    def __init__(self, key: str, root: Path, port: int, pid: int, stop: Callable[[], None]) -> None:
+    def __init__(self, key: str, root: Path, port: int, pid: int, stop: Callable[[], object]) -> None:
         self.key, self.root, self.port, self.pid, self.stop = key, root, port, pid, stop
         self.sampler = RssSampler(pid)
 

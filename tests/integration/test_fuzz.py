@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import content_type_conformance, not_a_server_error, status_code_conformance
+from schemathesis.core.result import Err
 
 from janitor_bzr_store.app import create_apps
 from janitor_bzr_store.settings import BzrStoreSettings
@@ -49,6 +50,8 @@ def fuzz(base_url: str, document: dict[str, Any] | None = None) -> list[str]:
         api = schemathesis.openapi.from_dict(document)
     fuzzed = []
     for result in api.get_all_operations():
+        if isinstance(result, Err):
+            raise AssertionError(f"the OpenAPI document has an operation schemathesis cannot read: {result.err()}")
         operation = result.ok()
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
 

@@ -126,7 +126,7 @@ class FakeBlob:
         from google.api_core.exceptions import NotFound
 
         if self.name not in self.store:
-            raise NotFound("no such object")
+            raise NotFound("no such object")  # type: ignore[no-untyped-call]  # google-api-core is untyped
         return self.store[self.name]
 
     def delete(self) -> None:

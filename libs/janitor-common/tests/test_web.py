@@ -50,7 +50,7 @@ def test_prefers_json() -> None:
 
 @pytest.fixture
 async def app_client(janitor_env: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
-    settings = CommonSettings()  # type: ignore[call-arg]
+    settings = CommonSettings()
     app = create_service_app("test", settings, registry=CollectorRegistry())
 
     @app.get("/needs")
@@ -97,7 +97,7 @@ async def test_ready_503_with_reason_when_redis_is_down(
     from janitor_dev.devstack import free_port
 
     monkeypatch.setenv("JANITOR_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
-    app = create_service_app("test", CommonSettings())  # type: ignore[call-arg]
+    app = create_service_app("test", CommonSettings())
     async with asgi_client(app) as client:
         ready = await client.get("/ready")
     assert ready.status_code == 503

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import psycopg
@@ -125,9 +126,14 @@ def prepare_builds(database_url: str, target: Target, prefix: str) -> set[str]:
     return expected
 
 
+def upload_counted(server: UploadServer, name: str, count: int) -> bool:
+    return server.uploads() == {name: count}
+
+
 def ledger_states(database_url: str) -> dict[str, str]:
     with psycopg.connect(database_url) as conn:
-        return dict(conn.execute("SELECT run_id, state FROM auto_upload").fetchall())  # type: ignore[arg-type]
+        rows: list[tuple[str, str]] = conn.execute("SELECT run_id, state FROM auto_upload").fetchall()
+        return dict(rows)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -335,7 +341,7 @@ def test_force_uploads_again_exactly_once(
                 timeout=60,
             )
             assert forced.returncode == 0, forced.stderr
-            wait_until(lambda n=expected: upload_server.uploads() == {name: n}, 60, f"upload number {expected}")
+            wait_until(partial(upload_counted, upload_server, name, expected), 60, f"upload number {expected}")
             wait_until(lambda: ledger_states(database_url) == {"f-0": "uploaded"}, 30, "ledger uploaded")
             time.sleep(2)
             assert upload_server.uploads() == {name: expected}, "force sends once more, exactly once"

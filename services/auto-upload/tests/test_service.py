@@ -16,7 +16,7 @@ from .conftest import Keyring, Target, add_build
 
 
 async def test_app_health_ready_metrics(janitor_env: dict[str, str]) -> None:
-    app = create_app(AutoUploadSettings(dput_host="local"), run_workers=False)  # type: ignore[call-arg]
+    app = create_app(AutoUploadSettings(dput_host="local"), run_workers=False)
     async with asgi_client(app) as client:
         assert (await client.get("/health")).status_code == 200
         assert (await client.get("/ready")).status_code == 200

@@ -7,6 +7,7 @@ import json
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import redis.asyncio as aioredis
@@ -120,8 +121,9 @@ async def test_debsign_failure_runs_no_dput(
     )
     async with asgi_client(create_app(settings)) as client:
 
-        async def failed() -> list[dict]:  # type: ignore[type-arg]
-            return (await client.get("/uploads", params={"state": "failed"})).json()
+        async def failed() -> list[dict[str, Any]]:
+            rows: list[dict[str, Any]] = (await client.get("/uploads", params={"state": "failed"})).json()
+            return rows
 
         for _ in range(300):
             if await failed():

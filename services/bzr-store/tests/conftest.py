@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from janitor_dev.devstack import free_port
+from janitor_dev.devstack import RedisServer, free_port
 from janitor_dev.testing import ServiceProcess, console_script, service_env
 
 WORKER = "worker1"
@@ -89,8 +89,8 @@ def store_database(database_factory: Callable[[], str]) -> str:
 
 @pytest.fixture(scope="module")
 def bzr_store(
-    database_factory: Callable[[], str], redis_server, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[BzrStore]:  # type: ignore[no-untyped-def]
+    database_factory: Callable[[], str], redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BzrStore]:
     with running_store(
         store_database(database_factory), redis_server.url, tmp_path_factory.mktemp("bzr-store")
     ) as store:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from janitor_dev.devstack import RedisServer
+
 from .conftest import BzrStore, make_commits, running_store, store_database
 from .test_brz import Brz
 
@@ -17,8 +19,8 @@ TMPFS_SIZE = 12 << 20
 
 @pytest.fixture(scope="module")
 def small_store(
-    database_factory: Callable[[], str], redis_server, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[BzrStore]:  # type: ignore[no-untyped-def]
+    database_factory: Callable[[], str], redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BzrStore]:
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
     base = tmp_path_factory.mktemp("full-disk")

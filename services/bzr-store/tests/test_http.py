@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import struct
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,8 +20,8 @@ from .conftest import PASSWORD, WORKER, BzrStore, add_codebase
 
 def v3_request(*args: bytes) -> bytes:
     """A protocol-3 request message, as brz sends it."""
-    headers = bencode({b"Software version": b"3.3.0"})
-    arg_bytes = bencode(list(args))
+    headers: bytes = bencode({b"Software version": b"3.3.0"})
+    arg_bytes: bytes = bencode(list(args))
     return (
         V3_PREFIX
         + struct.pack("!L", len(headers))
@@ -81,7 +82,7 @@ def test_body_over_client_max_size_is_413(bzr_store: BzrStore) -> None:
     response = smart(bzr_store, "foo", big)
     assert response.status_code == 413
 
-    def chunks():  # type: ignore[no-untyped-def]
+    def chunks() -> Iterator[bytes]:
         yield v3_request(b"hello")
         for _ in range(52):
             yield b"\0" * (1 << 20)
@@ -248,7 +249,7 @@ def test_overlong_names_are_the_clients_mistake(bzr_store: BzrStore) -> None:
 
 @pytest.mark.parametrize("admin", [False, True])
 def test_unparsable_bodies_are_refused_at_once_and_never_run(bzr_store: BzrStore, admin: bool) -> None:
-    def newline_free():  # type: ignore[no-untyped-def]
+    def newline_free() -> Iterator[bytes]:
         for _ in range(64):
             yield b"x" * (1 << 20)
 
@@ -284,7 +285,7 @@ def test_every_protocol_version_is_refused_past_the_limit(bzr_store: BzrStore, h
 
 
 def test_a_request_split_into_single_bytes_is_read_whole(bzr_store: BzrStore) -> None:
-    def one_byte_at_a_time():  # type: ignore[no-untyped-def]
+    def one_byte_at_a_time() -> Iterator[bytes]:
         for b in v3_request(b"hello"):
             yield bytes([b])
 
@@ -292,7 +293,7 @@ def test_a_request_split_into_single_bytes_is_read_whole(bzr_store: BzrStore) ->
     assert response.status_code == 200 and b"ok" in response.content
 
     # A write verb split the same way is still challenged before it runs.
-    def write_split():  # type: ignore[no-untyped-def]
+    def write_split() -> Iterator[bytes]:
         for b in v3_request(b"mkdir", b"split", b""):
             yield bytes([b])
 

@@ -11,16 +11,17 @@ from contextlib import ExitStack
 import httpx
 import pytest
 
+from janitor_dev.devstack import RedisServer
 from janitor_dev.testing import console_script, service_env
 
-from .conftest import PASSWORD, WORKER, running_store, store_database
+from .conftest import PASSWORD, WORKER, BzrStore, running_store, store_database
 from .test_http import v3_request
 
 
 @pytest.mark.timeout(120)
 def test_remove_worker_takes_effect_within_2s_on_every_process(
-    database_factory: Callable[[], str], redis_server, tmp_path_factory: pytest.TempPathFactory
-) -> None:  # type: ignore[no-untyped-def]
+    database_factory: Callable[[], str], redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     database_url = store_database(database_factory)
     token = base64.b64encode(f"{WORKER}:{PASSWORD}".encode()).decode()
     auth = {"Authorization": f"Basic {token}"}
@@ -30,7 +31,7 @@ def test_remove_worker_takes_effect_within_2s_on_every_process(
             for i in range(2)
         ]
 
-        def status(store) -> int:  # type: ignore[no-untyped-def]
+        def status(store: BzrStore) -> int:
             url = f"{store.public_url}/bzr/foo/.bzr/smart"
             return httpx.post(url, content=v3_request(b"hello"), headers=auth, timeout=10).status_code
 

@@ -12,7 +12,7 @@ from janitor_dev.testing import ServiceProcess, asgi_client, console_script, ser
 
 
 async def test_admin_app_health_ready_metrics(janitor_env: dict[str, str], tmp_path: Path) -> None:
-    app = create_admin_app(BzrStoreSettings(vcs_path=tmp_path))  # type: ignore[call-arg]
+    app = create_admin_app(BzrStoreSettings(vcs_path=tmp_path))
     async with asgi_client(app) as client:
         assert (await client.get("/health")).status_code == 200
         assert (await client.get("/ready")).status_code == 200

@@ -71,7 +71,8 @@ def test_output_hands_over_each_flush_of_a_stream_at_once_in_bounded_slices() ->
 
 
 def test_output_replaces_only_what_has_not_gone_out() -> None:
-    out = Output([].append)
+    discarded: list[bytes] = []
+    out = Output(discarded.append)
     out.write(b"partial")
     out.replace_unsent(b"error")
     assert out.take_rest() == b"error"
@@ -83,8 +84,8 @@ def test_output_replaces_only_what_has_not_gone_out() -> None:
 
 
 def v3_message(body_parts: list[bytes], end: bool = True) -> bytes:
-    headers = bencode({})
-    args = bencode([b"ok"])
+    headers: bytes = bencode({})
+    args: bytes = bencode([b"ok"])
     out = V3_PREFIX + struct.pack("!L", len(headers)) + headers + b"oS" + b"s" + struct.pack("!L", len(args)) + args
     for part in body_parts:
         out += b"b" + struct.pack("!L", len(part)) + part

@@ -11,6 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from janitor_dev.devstack import RedisServer
+
 from .conftest import BzrStore, make_commits, running_store, store_database
 from .test_brz import Brz
 from .test_http import v3_request
@@ -42,8 +44,8 @@ def read_status(sock: socket.socket, timeout: float) -> str:
 
 @pytest.fixture(scope="module")
 def store(
-    database_factory: Callable[[], str], redis_server, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[BzrStore]:  # type: ignore[no-untyped-def]
+    database_factory: Callable[[], str], redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BzrStore]:
     # The default idle timeout (60 s): nothing here may pass by waiting it out.
     with running_store(
         store_database(database_factory), redis_server.url, tmp_path_factory.mktemp("stalled")
@@ -74,8 +76,8 @@ def test_200_stalled_clients_leave_the_public_port_answering(store: BzrStore, br
 
 @pytest.fixture(scope="module")
 def strict_store(
-    database_factory: Callable[[], str], redis_server, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[BzrStore]:  # type: ignore[no-untyped-def]
+    database_factory: Callable[[], str], redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BzrStore]:
     with running_store(
         store_database(database_factory),
         redis_server.url,

@@ -11,7 +11,7 @@ from janitor_differ.settings import DifferSettings
 
 
 async def test_app_health_ready_metrics(janitor_env: dict[str, str], tmp_path: Path) -> None:
-    app = create_app(DifferSettings(cache_path=str(tmp_path / "cache")))  # type: ignore[call-arg]
+    app = create_app(DifferSettings(cache_path=str(tmp_path / "cache")))
     async with asgi_client(app) as client:
         assert (await client.get("/health")).status_code == 200
         ready = await client.get("/ready")

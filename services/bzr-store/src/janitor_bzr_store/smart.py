@@ -36,7 +36,7 @@ from .patches import insert
 
 logger = logging.getLogger(__name__)
 
-V3_PREFIX = protocol.MESSAGE_VERSION_THREE  # b"bzr message 3 (bzr 1.6)\n"
+V3_PREFIX: bytes = protocol.MESSAGE_VERSION_THREE  # b"bzr message 3 (bzr 1.6)\n"
 V2_PREFIX = protocol.REQUEST_VERSION_TWO  # b"bzr request 2\n"
 INCOMPLETE = b"error\x01incomplete request\n"
 # Our answer when Breezy's protocol code itself fails on a malformed request
