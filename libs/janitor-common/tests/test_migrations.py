@@ -1,9 +1,10 @@
 import psycopg
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from janitor_common.db import migrate
-from janitor_common.db.engine import make_async_engine, make_sessionmaker
+from janitor_common.db.engine import make_async_engine
 from janitor_common.db.models import ChangeSet, Codebase, DebianBuild, Run, Worker
 
 TABLES = {"codebase", "worker", "change_set", "run", "debian_build"}
@@ -85,7 +86,7 @@ async def test_models_read_platform_tables_created_by_plain_sql(empty_database_u
 
     engine = make_async_engine(empty_database_url)
     try:
-        async with make_sessionmaker(engine)() as session:
+        async with AsyncSession(engine, expire_on_commit=False) as session:
             run = (await session.execute(select(Run).where(Run.id == "run1"))).scalar_one()
             assert (run.codebase, run.suite, run.result_code) == ("foo", "lintian-fixes", "success")
             assert (run.revision, run.main_branch_revision, run.change_set) == ("rev2", "rev1", "cs1")
@@ -113,14 +114,14 @@ async def test_models_read_platform_tables_created_by_plain_sql(empty_database_u
 async def test_models_write_and_read_our_schema(database_url: str) -> None:
     engine = make_async_engine(database_url)
     try:
-        async with make_sessionmaker(engine)() as session, session.begin():
+        async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
             session.add(Codebase(name="bar", url="https://x/bar", branch_url="https://x/bar"))
             session.add(ChangeSet(id="cs"))
             await session.flush()
             session.add(Run(id="r", codebase="bar", suite="unchanged", result_code="success", change_set="cs"))
             await session.flush()
             session.add(DebianBuild(run_id="r", version="2.0-1", distribution="unchanged", source="bar"))
-        async with make_sessionmaker(engine)() as session:
+        async with AsyncSession(engine, expire_on_commit=False) as session:
             build = (await session.execute(select(DebianBuild).where(DebianBuild.version > "2.0~rc1"))).scalar_one()
             assert build.run_id == "r"
     finally:

@@ -107,13 +107,6 @@ class ArtifactManager(ABC):
             raise ArtifactsMissing(run_id)
         return sorted(names)
 
-    async def list_ids(self) -> list[str]:
-        return sorted(await asyncio.to_thread(self._list_ids))
-
-    async def delete(self, run_id: str) -> None:
-        check_run_id(run_id)
-        await asyncio.to_thread(self._delete, run_id)
-
     @abstractmethod
     def _store(self, run_id: str, source_dir: Path, names: list[str]) -> None: ...
 
@@ -125,12 +118,6 @@ class ArtifactManager(ABC):
 
     @abstractmethod
     def _list_names(self, run_id: str) -> list[str]: ...
-
-    @abstractmethod
-    def _list_ids(self) -> list[str]: ...
-
-    @abstractmethod
-    def _delete(self, run_id: str) -> None: ...
 
 
 class LocalArtifactManager(ArtifactManager):
@@ -172,18 +159,6 @@ class LocalArtifactManager(ArtifactManager):
             ]
         except (FileNotFoundError, NotADirectoryError):
             return []
-
-    def _list_ids(self) -> list[str]:
-        try:
-            return [e.name for e in os.scandir(self.root) if e.is_dir(follow_symlinks=False)]
-        except FileNotFoundError:
-            return []
-
-    def _delete(self, run_id: str) -> None:
-        run_dir = self._inside(run_id)
-        if not run_dir.is_dir():
-            raise ArtifactsMissing(run_id)
-        shutil.rmtree(run_dir)
 
 
 class S3ArtifactManager(ArtifactManager):
@@ -234,23 +209,6 @@ class S3ArtifactManager(ArtifactManager):
                     names.append(rest)
         return names
 
-    def _list_ids(self) -> list[str]:
-        prefix = self._key() + "/" if self.prefix else ""
-        ids = []
-        paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/"):
-            for cp in page.get("CommonPrefixes", []):
-                ids.append(cp["Prefix"][len(prefix) :].rstrip("/"))
-        return ids
-
-    def _delete(self, run_id: str) -> None:
-        names = self._list_names(run_id)
-        if not names:
-            raise ArtifactsMissing(run_id)
-        self.client.delete_objects(
-            Bucket=self.bucket, Delete={"Objects": [{"Key": self._key(run_id, n)} for n in names]}
-        )
-
 
 class GCSArtifactManager(ArtifactManager):
     """``gs://bucket/prefix`` via google-cloud-storage (honours ``STORAGE_EMULATOR_HOST``)."""
@@ -300,20 +258,6 @@ class GCSArtifactManager(ArtifactManager):
             if rest and "/" not in rest:
                 names.append(rest)
         return names
-
-    def _list_ids(self) -> list[str]:
-        prefix = self._key() + "/" if self.prefix else ""
-        iterator = self.client.list_blobs(self.bucket_name, prefix=prefix, delimiter="/")
-        for _ in iterator.pages:
-            pass
-        return [p[len(prefix) :].rstrip("/") for p in iterator.prefixes]
-
-    def _delete(self, run_id: str) -> None:
-        names = self._list_names(run_id)
-        if not names:
-            raise ArtifactsMissing(run_id)
-        for n in names:
-            self.bucket.blob(self._key(run_id, n)).delete()
 
 
 def get_artifact_manager(location: str) -> ArtifactManager:

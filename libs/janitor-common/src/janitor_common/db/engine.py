@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
 def to_sqlalchemy_url(url: str) -> str:
@@ -28,7 +28,3 @@ def make_async_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
 
 def make_sync_engine(url: str) -> Engine:
     return create_engine(to_sqlalchemy_url(url), pool_pre_ping=True, connect_args={"connect_timeout": 5})
-
-
-def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
