@@ -31,7 +31,7 @@ import redis
 
 from janitor_common.db import migrate
 from janitor_dev.debbuild import build_upload
-from janitor_dev.devrun import ensure_signing_key
+from janitor_dev.demo import ensure_signing_key
 from janitor_dev.devstack import Postgres, RedisServer, free_port, stop_cleanly_on_signals
 from janitor_dev.testing import ServiceProcess, console_script, service_env
 

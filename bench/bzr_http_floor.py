@@ -22,7 +22,7 @@ from breezy import urlutils
 from breezy.bzr.smart import medium
 from breezy.transport import get_transport_from_url
 
-from janitor_bzr_store.smart import sniff_verb, verb_class
+from janitor_bzr_store.smart_bytes import sniff_verb, verb_class
 
 SUFFIX = "/.bzr/smart"
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 
 from janitor_dev.debbuild import build_upload
-from janitor_dev.devrun import ensure_signing_key
+from janitor_dev.demo import ensure_signing_key
 from janitor_dev.devstack import port_in_use
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,6 +138,30 @@ class Stack:
 
 def ready(port: int) -> bool:
     return httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5).status_code == 200
+
+
+# Run inside each image: every runtime module imports, and nothing from the
+# development side (janitor_dev, pytest, httpx) is there or gets pulled in.
+IMPORT_CHECK = """
+import importlib, pkgutil, sys
+names = []
+for package in ("janitor_common", sys.argv[1]):
+    root = importlib.import_module(package)
+    for info in pkgutil.walk_packages(root.__path__, package + "."):
+        if ".migrations" not in info.name:  # Alembic scripts run only under Alembic
+            importlib.import_module(info.name)
+            names.append(info.name)
+dev = sorted(m for m in ("janitor_dev", "pytest", "httpx") if importlib.util.find_spec(m) or m in sys.modules)
+assert not dev, f"development packages in the image: {dev}"
+print(len(names), "modules")
+"""
+PACKAGES = {"bzr-store": "janitor_bzr_store", "differ": "janitor_differ", "auto-upload": "janitor_auto_upload"}
+
+
+def check_images(stack: Stack) -> None:
+    for service, package in PACKAGES.items():
+        out = stack.exec(service, "/opt/janitor/bin/python", "-c", IMPORT_CHECK, package).strip()
+        say(f"{service} image: {out} of janitor_common and {package} import; no janitor_dev, pytest or httpx")
 
 
 def check_bzr(stack: Stack, scratch: Path) -> None:
@@ -257,6 +281,7 @@ def main() -> int:
         for name, port in READY.items():
             wait_until(lambda port=port: ready(port), 180, f"{name} /ready 200")  # type: ignore[misc]
         say("every /ready answers 200")
+        check_images(stack)
         stack.exec("bzr-store", "janitor-db", "add-codebase", "foo")
         check_bzr(stack, scratch)
         check_result(stack, scratch)

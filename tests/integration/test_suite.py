@@ -25,7 +25,7 @@ import pytest
 import redis
 
 from janitor_dev.debbuild import build_upload
-from janitor_dev.devrun import ensure_signing_key
+from janitor_dev.demo import ensure_signing_key
 from janitor_dev.devstack import Postgres, RedisServer, free_port
 from janitor_dev.testing import ServiceProcess, console_script, service_env, world_traversable_tmpdir
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from fastbencode import bencode
 
-from janitor_bzr_store.smart import V3_PREFIX
+from janitor_bzr_store.smart_bytes import V3_PREFIX
 from janitor_bzr_store.store import Store
 
 from .conftest import PASSWORD, WORKER, BzrStore, add_codebase

@@ -2,17 +2,8 @@ import struct
 
 from fastbencode import bencode
 
-from janitor_bzr_store.smart import (
-    OUT_CHUNK,
-    SMALL_RESPONSE,
-    V3_PREFIX,
-    Output,
-    Unknown,
-    response_outcome,
-    sniff_verb,
-    v3_complete,
-    verb_class,
-)
+from janitor_bzr_store.smart import OUT_CHUNK, SMALL_RESPONSE, Output
+from janitor_bzr_store.smart_bytes import V3_PREFIX, Unknown, response_outcome, sniff_verb, v3_complete, verb_class
 
 from .test_http import v3_request
 

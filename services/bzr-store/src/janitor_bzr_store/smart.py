@@ -7,8 +7,11 @@ as it arrives and whose output is handed to the event loop in bounded
 chunks: the thread blocks when the client reads slowly, so memory stays flat
 whatever the size of a fetch or push.
 
-The first bytes of a request also tell its verb, which the public interface
-uses to decide whether to ask for credentials before anything runs.
+The bytes themselves (verbs, completeness, error answers) are read in
+``smart_bytes``. This module is longer than most here on purpose: the pump
+(``SmartCall``) and the two hand-overs it drives (``Outbox`` towards the
+client, ``Output`` for what Breezy writes) are one mechanism with one set of
+threading rules, and read best together.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ import concurrent.futures
 import contextlib
 import fcntl
 import logging
-import struct
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -28,145 +30,19 @@ from pathlib import Path
 from typing import IO, Any
 
 from breezy import errors as bzr_errors
-from breezy.bzr.smart import medium, protocol, request
+from breezy.bzr.smart import medium
 from breezy.transport import Transport
-from fastbencode import bdecode, bencode
 
 from .patches import insert
+from .smart_bytes import BAD_REQUEST, INCOMPLETE, V3_PREFIX, v3_complete
 
 logger = logging.getLogger(__name__)
 
-V3_PREFIX: bytes = protocol.MESSAGE_VERSION_THREE  # b"bzr message 3 (bzr 1.6)\n"
-V2_PREFIX = protocol.REQUEST_VERSION_TWO  # b"bzr request 2\n"
-INCOMPLETE = b"error\x01incomplete request\n"
-# Our answer when Breezy's protocol code itself fails on a malformed request
-# (it does, for example, on a protocol-1 request whose verb is not ASCII).
-BAD_REQUEST = b"error\x01Generic bzr smart protocol error: bad request\n"
 OUT_CHUNK = 64 * 1024  # largest hand-over to the event loop
 # Output in older protocols is held back for the end of the request only up
 # to this size (see Output).
 SMALL_RESPONSE = 4 * 1024
-# The longest protocol-1/2 request line, or protocol-3 header, we read a verb
-# from; anything longer is refused before Breezy parses it.
-REQUEST_HEAD_LIMIT = 64 * 1024
 QUEUE_DEPTH = 8  # chunks in flight each way: bounds memory per request
-
-
-class Unknown:
-    """Not enough bytes yet to tell the verb."""
-
-
-def sniff_verb(data: bytes) -> bytes | type[Unknown] | None:
-    """The verb of a smart request from its first bytes.
-
-    Returns ``Unknown`` when more bytes are needed, ``None`` when the bytes
-    are not a request we can parse (Breezy will answer with a protocol error).
-    """
-    if data.startswith(V3_PREFIX):
-        rest = data[len(V3_PREFIX) :]
-        if len(rest) < 4:
-            return Unknown
-        (hlen,) = struct.unpack("!L", rest[:4])
-        if hlen > REQUEST_HEAD_LIMIT:
-            return None
-        rest = rest[4 + hlen :]
-        if rest[:1] not in (b"", b"s"):
-            return None
-        if len(rest) < 5:
-            return Unknown
-        (alen,) = struct.unpack("!L", rest[1:5])
-        if alen > REQUEST_HEAD_LIMIT:
-            return None
-        if len(rest) < 5 + alen:
-            return Unknown
-        try:
-            args = bdecode(rest[5 : 5 + alen])
-        except Exception:
-            return None
-        if isinstance(args, list | tuple) and args and isinstance(args[0], bytes):
-            return bytes(args[0])
-        return None
-    if V3_PREFIX.startswith(data) or V2_PREFIX.startswith(data):
-        return Unknown
-    line_start = len(V2_PREFIX) if data.startswith(V2_PREFIX) else 0
-    end = data.find(b"\n", line_start, line_start + REQUEST_HEAD_LIMIT + 1)
-    if end == -1:
-        return Unknown if len(data) - line_start <= REQUEST_HEAD_LIMIT else None
-    verb = data[line_start:end].split(b"\x01", 1)[0]
-    return verb or None
-
-
-def protocol_error(head: bytes) -> bytes:
-    """Our answer to bytes that are no request we will run, in the protocol they claim."""
-    if not head.startswith(V3_PREFIX):
-        return BAD_REQUEST
-    headers: bytes = bencode({})
-    args: bytes = bencode([b"error", b"bad request: no request within the first bytes"])
-    message: bytes = (
-        V3_PREFIX
-        + struct.pack("!L", len(headers))
-        + headers
-        + b"oE"
-        + b"s"
-        + struct.pack("!L", len(args))
-        + args
-        + b"e"
-    )
-    return message
-
-
-def verb_class(verb: bytes) -> str | None:
-    """'read' or 'write' for a verb Breezy's server knows, None for any other."""
-    try:
-        info = request.request_handlers.get_info(verb)
-    except KeyError:
-        return None
-    return "read" if info == "read" else "write"
-
-
-def response_outcome(first: bytes) -> str:
-    """'success' or 'error' from the start of a protocol-3 response, else 'other'."""
-    if not first.startswith(V3_PREFIX):
-        return "error" if first.startswith(b"error") else "other"
-    rest = first[len(V3_PREFIX) :]
-    if len(rest) < 4:
-        return "other"
-    (hlen,) = struct.unpack("!L", rest[:4])
-    status = rest[4 + hlen : 4 + hlen + 2]
-    if status == b"oS":
-        return "success"
-    if status == b"oE":
-        return "error"
-    return "other"
-
-
-def v3_complete(data: bytes | bytearray) -> bool | None:
-    """Whether ``data`` is exactly one whole protocol-3 message; None when it is not protocol 3.
-
-    A message is the version line, a length-prefixed headers part, then
-    parts: ``o`` + status byte, ``s`` + length-prefixed structure, ``b`` +
-    length-prefixed body (one, or one per chunk of a stream), and ``e`` last.
-    """
-    if not data.startswith(V3_PREFIX):
-        return None
-    pos = len(V3_PREFIX)
-    if len(data) < pos + 4:
-        return False
-    pos += 4 + struct.unpack_from("!L", data, pos)[0]
-    while pos < len(data):
-        kind = data[pos : pos + 1]
-        pos += 1
-        if kind == b"e":
-            return bool(pos == len(data))
-        if kind == b"o":
-            pos += 1
-        elif kind in (b"s", b"b"):
-            if len(data) < pos + 4:
-                return False
-            pos += 4 + struct.unpack_from("!L", data, pos)[0]
-        else:
-            return False
-    return False
 
 
 @dataclass(frozen=True)

@@ -22,20 +22,8 @@ from janitor_common.deps import get_engine
 from .context import BzrContext, get_context
 from .http import Interface, text_error
 from .jail import jailed_transport
-from .smart import (
-    REQUEST_HEAD_LIMIT,
-    BodyStalled,
-    Last,
-    NoSpace,
-    NotUsable,
-    Refused,
-    SmartCall,
-    Unknown,
-    protocol_error,
-    response_outcome,
-    sniff_verb,
-    verb_class,
-)
+from .smart import BodyStalled, Last, NoSpace, NotUsable, Refused, SmartCall
+from .smart_bytes import REQUEST_HEAD_LIMIT, Unknown, protocol_error, response_outcome, sniff_verb, verb_class
 from .store import SMART_SUFFIX, BadPath, StorePath, parse_store_path
 
 logger = logging.getLogger(__name__)
