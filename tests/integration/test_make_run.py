@@ -17,9 +17,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from janitor_dev.devstack import free_port, pg_data_dir, port_in_use
+from janitor_dev.seed import PACKAGE, DemoStack, brz
 
 READY = "The Janitor services are running"
 SERVICE_PORTS = (9929, 9930, 9920, 9933)
@@ -76,6 +78,36 @@ def agents(gnupg: Path) -> list[str]:
     return [line for line in out.splitlines() if str(gnupg) in line]
 
 
+def check_demo(run_dir: Path, scratch: Path) -> None:
+    """What the seeded demo promises: a branch to pull, a cached diff, one signed upload."""
+    stack = DemoStack.load(run_dir)
+    assert len(stack.pairs) == 1
+    pair = stack.pairs[0]
+    copy = scratch / f"branch-{time.monotonic_ns()}"
+    brz("branch", "-q", stack.branch_url("lintian-fixes"), str(copy), cwd=scratch)
+    assert (copy / "hello.1").exists() and "Priority: optional" in (copy / "debian" / "control").read_text()
+
+    url = f"{stack.differ_url}/diffoscope/{pair['old']}/{pair['new']}"
+    timings = []
+    with httpx.Client(timeout=30) as client:  # one client: making one costs more than the answer
+        for _ in range(5):
+            started = time.perf_counter()
+            answer = client.get(url, headers={"Accept": "text/plain"})
+            timings.append(time.perf_counter() - started)
+            assert answer.status_code == 200 and "hello.1" in answer.text, answer.text[:2000]
+    # Computing it takes diffoscope a second or more; from the cache it is milliseconds.
+    assert min(timings) < 0.05, f"not served from the cache: {timings}"
+
+    uploads = sorted(Path(stack.incoming).glob("*.changes"))
+    assert [u.name for u in uploads] == [f"{PACKAGE}_{pair['version']}_amd64.changes"], "only the changed run"
+    verify = subprocess.run(
+        ["gpg", "--homedir", str(run_dir / "gnupg"), "--batch", "--verify", str(uploads[0])],
+        capture_output=True,
+        text=True,
+    )
+    assert verify.returncode == 0 and "Good signature" in verify.stderr, verify.stderr
+
+
 @pytest.mark.timeout(400)
 def test_make_run_from_a_private_directory_comes_up_stops_and_reuses_its_data(private_dir: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JANITOR_")}
@@ -85,6 +117,7 @@ def test_make_run_from_a_private_directory_comes_up_stops_and_reuses_its_data(pr
     first = Run(private_dir, env)
     try:
         cold = first.wait_ready(240)
+        check_demo(private_dir / ".run", private_dir)
     finally:
         assert first.interrupt() == 0, first.output()
     assert "make run: stopped" in first.output()
@@ -99,6 +132,8 @@ def test_make_run_from_a_private_directory_comes_up_stops_and_reuses_its_data(pr
     try:
         warm = second.wait_ready(120)
         assert password.strip() in second.output(), "the same demo worker: the data was reused"
+        assert "demo: building" not in second.output(), "the demo is seeded once"
+        check_demo(private_dir / ".run", private_dir)
     finally:
         assert second.interrupt() == 0, second.output()
     print(f"make run from a mode-700 directory: cold start {cold:.1f} s, warm restart {warm:.1f} s")

@@ -8,15 +8,19 @@ PostgreSQL.
 
 The services are found through the ``janitor.dev`` entry point group: each
 names a function that takes the facilities this stack prepared (a mapping
-with ``run_dir``, ``signing_key``, ``dput_config`` and ``dput_host``) and
+with ``run_dir``, ``signing_key``, ``dput_config``, ``dput_host`` and
+``upload_distributions``) and
 answers how to start it: ``name``, ``argv`` (a console script and its
 arguments), ``ports`` (label -> port it listens on), ``health_port`` (where
-``/health`` answers) and ``urls`` (label -> what the banner shows). So this
+``/health`` answers), ``urls`` (label -> what the banner shows) and
+``endpoints`` (role -> base URL: the demo looks up ``bzr-public`` and
+``differ`` there). So this
 module names no service, and a new service is started by declaring one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -51,6 +55,7 @@ from .devstack import (
     port_in_use,
     stop_cleanly_on_signals,
 )
+from .seed import PACKAGE, DemoStack, SeedError, demo_runs_exist, publish_pair, wait_for_pair
 
 
 def say(message: str) -> None:
@@ -74,6 +79,7 @@ class Launch:
     ports: dict[str, int]
     health_port: int
     urls: dict[str, str]
+    endpoints: dict[str, str]
 
 
 def service_launches(facilities: Mapping[str, str]) -> list[Launch]:
@@ -121,6 +127,56 @@ class Child:
         self.thread.join(2)
 
 
+def prepare_demo(
+    run_dir: Path, database_url: str, redis_url: str, endpoints: dict[str, str], password: str
+) -> DemoStack:
+    """The demo's state; on a first start (or a new database) one pair of runs is pushed, built and published."""
+    stack = DemoStack(
+        run_dir=str(run_dir),
+        database_url=database_url,
+        redis_url=redis_url,
+        bzr_url=endpoints["bzr-public"],
+        differ_url=endpoints["differ"],
+        worker=DEMO_WORKER,
+        password=password,
+        incoming=str(run_dir / "incoming"),
+    )
+    with contextlib.suppress(FileNotFoundError, TypeError, ValueError):
+        stack.pairs = DemoStack.load(run_dir).pairs
+    if demo_runs_exist(stack):
+        stack.save()
+        return stack
+    stack.pairs = []
+    started = time.monotonic()
+    pair = publish_pair(stack, say)
+    say("demo: waiting for the differ's diff and auto-upload's upload")
+    wait_for_pair(stack, pair)
+    say(f"demo: seeded in {time.monotonic() - started:.1f}s")
+    return stack
+
+
+def demo_commands(demo: DemoStack, bindir: Path, database_url: str, run_dir: Path) -> str:
+    """Commands that work when pasted, with this stack's ports."""
+    pair = demo.pairs[-1]
+    old, new = pair["old"], pair["new"]
+    changes = f"{run_dir / 'incoming'}/{PACKAGE}_{pair['version']}_amd64.changes"
+    brz = bindir / "brz"
+    return f"""
+Try the demo (runs {old} and {new}):
+  {brz} branch {demo.branch_url(DEMO_CAMPAIGN)} /tmp/demo-branch
+  cd /tmp/demo-branch && echo '# a change' >> hello && BRZ_EMAIL='You <you@example.com>' {brz} commit -m 'A change' \\
+    && {brz} push {demo.branch_url(DEMO_CAMPAIGN, write=True)}; cd -
+  curl {demo.differ_url}/debdiff/{old}/{new} -H 'Accept: text/plain'
+  curl {demo.differ_url}/diffoscope/{old}/{new} -H 'Accept: text/plain'
+  curl {demo.differ_url}/diffoscope/{old}/{new} -H 'Accept: text/html' -o diffoscope.html
+  in a browser:  {demo.differ_url}/diffoscope/{old}/{new}   and   {demo.differ_url}/debdiff/{old}/{new}
+  ls {run_dir / "incoming"}        # the changed run's upload
+  GNUPGHOME={run_dir / "gnupg"} gpg --verify {changes}
+  JANITOR_DATABASE_URL={database_url} {bindir / "janitor-auto-upload"} force {new}
+  {bindir / "janitor-demo"} publish       # a new pair of runs through the whole suite
+"""
+
+
 def wait_healthy(url: str, child: Child, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -156,6 +212,7 @@ def main() -> int:
             "signing_key": ensure_signing_key(run_dir / "gnupg"),
             "dput_config": str(dput_config),
             "dput_host": "local",
+            "upload_distributions": DEMO_CAMPAIGN,
         }
         launches = service_launches(facilities)
     except (DevStackError, subprocess.CalledProcessError, OSError) as e:
@@ -205,6 +262,8 @@ def main() -> int:
         for child, launch in zip(children, launches, strict=True):
             wait_healthy(f"http://127.0.0.1:{launch.health_port}/health", child)
 
+        endpoints = {role: url for launch in launches for role, url in launch.endpoints.items()}
+        demo = prepare_demo(run_dir, database_url, redis.url, endpoints, password)
         urls = "\n".join(f"  {label:<18} {url}" for launch in launches for label, url in launch.urls.items())
         print(
             f"""
@@ -218,11 +277,7 @@ The Janitor services are running (Ctrl-C stops everything; data stays in {run_di
   demo worker        {DEMO_WORKER} / {password}
   signing key        {fingerprint}  (GNUPGHOME={run_dir / "gnupg"})
   upload target      dput host 'local' in {dput_config} -> {run_dir / "incoming"}
-
-Try first:
-  curl http://127.0.0.1:{launches[0].health_port}/ready
-  JANITOR_DATABASE_URL={database_url} .venv/bin/janitor-db list-workers
-""",
+{demo_commands(demo, bindir, database_url, run_dir)}""",
             flush=True,
         )
         while all(c.proc.poll() is None for c in children):
@@ -234,7 +289,7 @@ Try first:
         print(flush=True)
         say("stopping")
         return 0
-    except (DevStackError, subprocess.CalledProcessError, OSError) as e:
+    except (DevStackError, SeedError, subprocess.CalledProcessError, OSError) as e:
         say(f"error: {e}")
         return 1
     finally:

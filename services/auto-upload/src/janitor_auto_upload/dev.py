@@ -29,8 +29,11 @@ def launch(facilities: Mapping[str, str]) -> dict[str, object]:
             facilities["signing_key"],
             "--state-dir",
             str(run_dir / "auto-upload"),
+            # Only what the stack's demo marks for upload: not its unchanged baselines.
+            *[arg for name in facilities["upload_distributions"].split() for arg in ("--distribution", name)],
         ],
         "ports": {"auto-upload": PORT},
         "health_port": PORT,
+        "endpoints": {"auto-upload": f"http://127.0.0.1:{PORT}"},
         "urls": {"auto-upload": f"http://127.0.0.1:{PORT}/ready       (/metrics)"},
     }

@@ -22,6 +22,7 @@ def launch(facilities: Mapping[str, str]) -> dict[str, object]:
         "argv": ["janitor-bzr-store", "--vcs-path", str(run_dir / "bzr")],
         "ports": {"bzr-store admin": ADMIN_PORT, "bzr-store public": PUBLIC_PORT},
         "health_port": ADMIN_PORT,
+        "endpoints": {"bzr-public": f"http://127.0.0.1:{PUBLIC_PORT}", "bzr-admin": f"http://127.0.0.1:{ADMIN_PORT}"},
         "urls": {
             "bzr-store public": f"http://127.0.0.1:{PUBLIC_PORT}/bzr/",
             "bzr-store admin": f"http://127.0.0.1:{ADMIN_PORT}/            (/ready, /metrics)",

@@ -21,5 +21,6 @@ def launch(facilities: Mapping[str, str]) -> dict[str, object]:
         "argv": ["janitor-differ", "--cache-path", str(run_dir / "differ-cache")],
         "ports": {"differ": PORT},
         "health_port": PORT,
+        "endpoints": {"differ": f"http://127.0.0.1:{PORT}"},
         "urls": {"differ": f"http://127.0.0.1:{PORT}/ready       (/metrics)"},
     }
