@@ -12,7 +12,6 @@ closure complete.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import subprocess
@@ -117,7 +116,11 @@ def main(argv: list[str] | None = None) -> int:
         target = args.out / service.removeprefix("janitor-")
         target.mkdir()
         for name in closure:
-            os.link(by_name[name], target / by_name[name].name)
+            # Copies, not hard links: Docker's legacy builder hashes a hard link
+            # in the build context by its name only, so an image kept a stale
+            # wheel whose content had changed (found by compose-test's import
+            # check, 2026-11-29).
+            shutil.copyfile(by_name[name], target / by_name[name].name)
         print(f"wheels: {len(closure)} wheels in {target}")
     return 0
 

@@ -25,6 +25,7 @@ from .errors import install_error_handlers
 from .health import install_common_routes, postgres_check, redis_check
 from .middleware import HttpMetrics
 from .openapi import document_common_answers
+from .pages import install_page_routes
 
 # Extra per-app resources: gets the app and the common state, yields more state.
 ExtraLifespan = Callable[[FastAPI, dict[str, Any]], contextlib.AbstractAsyncContextManager[dict[str, Any]]]
@@ -67,13 +68,14 @@ def create_service_app(
         title=title,
         version=__version__,
         lifespan=lifespan,
-        docs_url="/docs" if docs else None,
+        docs_url=None,  # served by install_page_routes, with local assets
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
     )
     app.state.settings = settings
     app.state.registry = registry
     install_error_handlers(app)
+    install_page_routes(app, docs=docs)
     document_common_answers(app)
     install_common_routes(
         app,
