@@ -9,7 +9,7 @@ packages=(python3 python3-venv postgresql-15 postgresql-15-debversion redis-serv
           protobuf-compiler)  # make proto, and the test that the config descriptor is current
 norecommends=(diffoscope binutils-multiarch xz-utils zstd python3-debian python3-tlsh
               libarchive-tools xxd file
-              chromium)  # the tests' headless browser (pages, injected scripts)
+              chromium chromium-driver)  # the tests' headless browser (pages, injected scripts)
 if [ "${1:-}" = compose ]; then
   # make compose-test: a container engine and what makes the base image.
   packages=(docker.io docker-compose debootstrap)

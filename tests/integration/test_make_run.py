@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -23,8 +21,7 @@ import pytest
 from janitor_dev.devstack import free_port, pg_data_dir, port_in_use
 from janitor_dev.seed import PACKAGE, DemoStack, brz
 
-READY = "The Janitor services are running"
-SERVICE_PORTS = (9929, 9930, 9920, 9933)
+from .conftest import SERVICE_PORTS, Run
 
 
 @pytest.fixture
@@ -41,36 +38,6 @@ def private_dir() -> Iterator[Path]:
     finally:
         shutil.rmtree(pg_data_dir(checkout / ".run").parent, ignore_errors=True)
         shutil.rmtree(base, ignore_errors=True)
-
-
-class Run:
-    def __init__(self, checkout: Path, env: dict[str, str]) -> None:
-        self.log = checkout / f"make-run-{time.monotonic_ns()}.log"
-        with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "janitor_dev.devrun"],
-                cwd=checkout,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_ready(self, timeout: float) -> float:
-        started = time.monotonic()
-        while READY not in self.output():
-            if self.proc.poll() is not None or time.monotonic() - started > timeout:
-                self.proc.kill()
-                raise AssertionError(f"make run did not come up:\n{self.output()}")
-            time.sleep(0.2)
-        return time.monotonic() - started
-
-    def interrupt(self) -> int:
-        self.proc.send_signal(signal.SIGINT)  # Ctrl-C
-        return self.proc.wait(60)
 
 
 def agents(gnupg: Path) -> list[str]:

@@ -40,12 +40,14 @@ def create_service_app(
     extra_lifespan: ExtraLifespan | None = None,
     docs: bool = True,
     metrics_route: bool = True,
+    index_page: bool = True,
     uses_redis: bool = True,
 ) -> FastAPI:
     """A FastAPI app with the common resources, error handling and routes.
 
     Apps served by one process may share ``registry`` and ``http_metrics``;
-    ``metrics_route=False`` keeps ``/metrics`` off an app facing the public.
+    ``metrics_route=False`` keeps ``/metrics`` off an app facing the public;
+    ``index_page=False`` leaves ``/`` to the service's own routes.
     """
     registry = registry if registry is not None else CollectorRegistry()
 
@@ -75,7 +77,7 @@ def create_service_app(
     app.state.settings = settings
     app.state.registry = registry
     install_error_handlers(app)
-    install_page_routes(app, docs=docs)
+    install_page_routes(app, docs=docs, index=index_page)
     document_common_answers(app)
     install_common_routes(
         app,

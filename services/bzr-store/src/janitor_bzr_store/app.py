@@ -14,6 +14,7 @@ from .context import context_lifespan
 from .fastpath import SmartFastPath
 from .http import Refused, refused
 from .metrics import make_metrics
+from .pages import browse_router
 from .public import public_router
 from .settings import BzrStoreSettings
 
@@ -31,7 +32,9 @@ def create_apps(settings: BzrStoreSettings, registry: CollectorRegistry | None =
         http_metrics=http_metrics,
         extra_lifespan=context_lifespan(settings, store_metrics, "admin"),
         uses_redis=False,
+        index_page=False,
     )
+    admin.include_router(browse_router("/", "admin"))
     admin.include_router(admin_router)
     admin.add_exception_handler(Refused, refused)
     admin.add_middleware(SmartFastPath, prefix="/", interface="admin", metrics=http_metrics)
@@ -44,7 +47,9 @@ def create_apps(settings: BzrStoreSettings, registry: CollectorRegistry | None =
         docs=False,
         metrics_route=False,
         uses_redis=False,
+        index_page=False,
     )
+    public.include_router(browse_router("/bzr/", "public"))
     public.include_router(public_router)
     public.add_exception_handler(Refused, refused)
     public.add_middleware(SmartFastPath, prefix="/bzr/", interface="public", metrics=http_metrics)

@@ -11,6 +11,7 @@ from fastapi import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from janitor_common.negotiate import negotiate
+from janitor_common.pages import document
 
 from .context import BzrContext
 
@@ -51,6 +52,5 @@ async def repository_list(request: Request, ctx: BzrContext, base: str) -> Respo
     if media_type == "text/plain":
         return PlainTextResponse("".join(n + "\n" for n in names))
     items = "".join(f'<li><a href="{html.escape(base + n)}/">{html.escape(n)}</a></li>' for n in names)
-    return HTMLResponse(
-        f"<!DOCTYPE html><html><head><title>Repositories</title></head><body><ul>{items}</ul></body></html>"
-    )
+    body = f'<h1>Codebases</h1><ul class="plain">{items}</ul>' if names else "<h1>Codebases</h1><p>None yet.</p>"
+    return HTMLResponse(document("Codebases", body, service="Bazaar store"))

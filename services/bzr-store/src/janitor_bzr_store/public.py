@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import html
+
 from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse, Response
 
 from janitor_common.openapi import answers
+from janitor_common.pages import document
 
 from .context import Context
 from .http import LIST_TYPES, SMART_METHODS, repository_list
@@ -15,13 +18,15 @@ public_router = APIRouter()
 
 
 @public_router.get("/", responses=answers(["text/html"]))
-async def index() -> HTMLResponse:
-    return HTMLResponse(
-        "<!DOCTYPE html><html><head><title>Janitor Bazaar store</title></head><body>"
+async def index(request: Request) -> HTMLResponse:
+    command = f"brz branch bzr+http://{request.url.netloc}/bzr/CODEBASE/CAMPAIGN/main"
+    body = (
         "<h1>Janitor Bazaar store</h1>"
-        '<p>Repositories: <a href="/bzr/">/bzr/</a>. Branch with '
-        "<code>brz branch bzr+http://HOST/bzr/CODEBASE/CAMPAIGN/main</code>.</p></body></html>"
+        '<p>The codebases and their branches: <a href="/bzr/">/bzr/</a>.</p>'
+        f'<p>Get a branch with <code class="command">{html.escape(command)}</code>; anyone may read, '
+        "workers push with their credentials in the URL.</p>"
     )
+    return HTMLResponse(document("Janitor Bazaar store", body, service="Bazaar store"))
 
 
 @public_router.get("/bzr/", responses=answers(LIST_TYPES, 406))

@@ -49,6 +49,12 @@ def _valid_text(data: bytes) -> bool:
         return False
 
 
+def title(old: RunInfo, new: RunInfo) -> str:
+    """What a page of the pair is called: ``SOURCE OLD_VERSION → NEW_VERSION``."""
+    source = old.source if old.source == new.source else f"{old.source} → {new.source}"
+    return f"{source} {old.version} → {new.version}"
+
+
 @dataclass
 class Differ:
     settings: DifferSettings
@@ -209,6 +215,8 @@ class Differ:
             return await diffoscope.render(self.settings.diffoscope_command, diff, media_type, self.limits, None)
 
         body = await self._rendering("diffoscope", old, new, rendering_name(media_type, filtered), render)
-        if css_url and media_type == "text/html":
-            body = diffoscope.link_stylesheet(body, css_url)
+        if media_type == "text/html":
+            body = diffoscope.set_title(body, f"diffoscope: {title(old, new)}")
+            if css_url:
+                body = diffoscope.link_stylesheet(body, css_url)
         return body

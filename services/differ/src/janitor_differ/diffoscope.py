@@ -206,6 +206,14 @@ def link_stylesheet(page: bytes, css_url: str) -> bytes:
     return page[:head_end] + link + page[head_end:]
 
 
+def set_title(page: bytes, title: str) -> bytes:
+    """``page`` with ``title`` as its ``<title>``: diffoscope's own is its command line, temporary paths and all."""
+    start, end = page.find(b"<title>"), page.find(b"</title>")
+    if start == -1 or end < start:
+        return page
+    return page[: start + len(b"<title>")] + html.escape(title).encode() + page[end:]
+
+
 async def render(
     command_line: str, diff: dict[str, Any], media_type: str, limits: Limits, css_url: str | None
 ) -> bytes:

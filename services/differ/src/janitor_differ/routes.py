@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import html
+
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
 from janitor_common.errors import error_response
 from janitor_common.negotiate import negotiate
 from janitor_common.openapi import answers
+from janitor_common.pages import document
 
 from .deps import DifferDep, PrecacherDep
-from .differ import DEBDIFF_TYPES, DIFFOSCOPE_TYPES
+from .differ import DEBDIFF_TYPES, DIFFOSCOPE_TYPES, title
 from .diffoscope import valid_css_url
 from .precache import all_pairs
 
@@ -27,6 +30,12 @@ async def get_debdiff(request: Request, differ: DifferDep, old_id: str, new_id: 
     # text/x-diff is the plain text rendering under its own name.
     plain = "text/plain" if media_type == "text/x-diff" else media_type
     body = await differ.debdiff(old, new, plain, "filter_boring" in request.query_params)
+    if media_type == "text/html" and request.headers.get("sec-fetch-dest") == "document":
+        # A browser opening the URL gets a whole page; others (the platform's
+        # site embeds the answer in its own page) the fragment, as before.
+        name = f"debdiff: {title(old, new)}"
+        page = document(name, f"<h1>{html.escape(name)}</h1>\n{body.decode()}", service="differ", inline_style=True)
+        body = page.encode()
     return Response(body, media_type=media_type)
 
 
