@@ -38,7 +38,9 @@ system-deps:
 # The venv is rebuilt when the constraints or any pyproject change.
 $(VENV)/.installed: requirements/constraints.txt $(addsuffix /pyproject.toml,$(PACKAGES))
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements/constraints.txt $(PIPFILTER)
+	@# --no-compile: byte-compiling every installed file took 48 of 119 s on a 2-core machine;
+	@# Python compiles what is imported, when it is first imported.
+	$(VPY) -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps --no-compile -r requirements/constraints.txt $(PIPFILTER)
 	$(VPY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation $(addprefix -e ,$(PACKAGES)) $(PIPFILTER)
 	@touch $@
 
