@@ -43,10 +43,14 @@ def ensure_demo_data(url: str, run_dir: Path) -> str:
         exists = conn.execute("SELECT 1 FROM worker WHERE name = %s", (DEMO_WORKER,)).fetchone()
         if exists and password_file.exists():
             return password_file.read_text().strip()
+        # A new password for a worker the database already has (its cluster
+        # outlives a checkout removed and cloned again at the same path): set,
+        # not replaced, since the demo's runs refer to the worker.
         password = secrets.token_urlsafe(12)
-        conn.execute("DELETE FROM worker WHERE name = %s", (DEMO_WORKER,))
         conn.execute(
-            "INSERT INTO worker (name, password) VALUES (%s, crypt(%s, gen_salt('bf')))", (DEMO_WORKER, password)
+            "INSERT INTO worker (name, password) VALUES (%s, crypt(%s, gen_salt('bf')))"
+            " ON CONFLICT (name) DO UPDATE SET password = EXCLUDED.password",
+            (DEMO_WORKER, password),
         )
     password_file.write_text(password + "\n")
     password_file.chmod(0o600)
