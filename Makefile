@@ -51,8 +51,11 @@ lock:
 	grep -v '^-e ' requirements/constraints.in.txt > requirements/constraints.txt
 	rm requirements/constraints.in.txt
 
+# .pyc files are written to .venv as modules are first imported (make install
+# does not compile them all), even where PYTHONDONTWRITEBYTECODE is set in the
+# environment: without them every restart compiles Breezy and the rest again.
 run: system-deps install
-	$(VPY) -m janitor_dev.devrun
+	PYTHONDONTWRITEBYTECODE= $(VPY) -m janitor_dev.devrun
 
 CONF_PROTO_DIR = libs/janitor-common/src/janitor_common
 proto:
