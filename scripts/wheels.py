@@ -100,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     subprocess.run(
         [*pip, "wheel", "--no-deps", "--require-hashes", "-r", str(requirements), "-w", str(pool)], check=True
     )
+    for source in OURS.values():
+        # setuptools copies into build/ and never removes what is gone from
+        # src/: a module deleted or moved would live on in the wheel.
+        shutil.rmtree(source / "build", ignore_errors=True)
     subprocess.run(
         [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(pool), *map(str, OURS.values())],
         check=True,

@@ -161,6 +161,25 @@ def test_remotes_sets_parent(bzr_store: BzrStore, brz: Brz, tmp_path: Path) -> N
     assert none.status_code == 404 and "no branch at foo/unchanged-nothing" in none.text
 
 
+def test_remotes_never_follow_a_symlink(bzr_store: BzrStore, brz: Brz, tmp_path: Path) -> None:
+    """A link planted in the store does not let set-remote write a branch elsewhere."""
+    work = tmp_path / "work"
+    brz("init", "-q", str(work))
+    make_commits(brz, work, 1, 1)
+    brz("push", "-q", bzr_store.worker_url("foo/unchanged/linked"), cwd=work)  # the repository exists
+    outside = tmp_path / "outside"
+    brz("init", "-q", str(outside))
+    link = bzr_store.vcs_path / "foo" / "planted"
+    link.symlink_to(outside)
+    try:
+        answer = httpx.post(f"{bzr_store.admin_url}/foo/remotes/planted", data={"url": "https://evil.example/"})
+        assert answer.status_code == 404 and "no branch at foo/planted" in answer.text, answer.text
+        config = outside / ".bzr" / "branch" / "branch.conf"
+        assert "evil" not in (config.read_text() if config.exists() else "")
+    finally:
+        link.unlink()
+
+
 def test_admin_interface_is_writable_without_credentials(bzr_store: BzrStore, brz: Brz, tmp_path: Path) -> None:
     work = tmp_path / "work"
     brz("init", "-q", str(work))

@@ -2,6 +2,8 @@
 
 Typed ``Annotated`` aliases, so a route says ``engine: Engine`` and the type
 checker knows what it gets, instead of reading ``request.state`` untyped.
+Dependencies are ``async def`` even when they wait for nothing: FastAPI runs
+a plain function in its thread pool, a thread hop on every request.
 """
 
 from __future__ import annotations
@@ -23,5 +25,13 @@ def get_redis(request: Request) -> aioredis.Redis:
     return client
 
 
-Engine = Annotated[AsyncEngine, Depends(get_engine)]
-RedisClient = Annotated[aioredis.Redis, Depends(get_redis)]
+async def _engine(request: Request) -> AsyncEngine:
+    return get_engine(request)
+
+
+async def _redis(request: Request) -> aioredis.Redis:
+    return get_redis(request)
+
+
+Engine = Annotated[AsyncEngine, Depends(_engine)]
+RedisClient = Annotated[aioredis.Redis, Depends(_redis)]

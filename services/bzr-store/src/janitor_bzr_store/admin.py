@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Annotated
 
 from breezy import errors as bzr_errors
@@ -20,7 +20,7 @@ from janitor_common.deps import Engine
 from janitor_common.names import valid_campaign, valid_codebase, valid_revision
 from janitor_common.openapi import answers
 
-from . import diffcmd
+from . import browse, diffcmd
 from .context import BzrContext, Context
 from .history import UnknownRevision, revision_info
 from .http import LIST_TYPES, SMART_METHODS, Refused, repository_list, run_blocking, text_error
@@ -29,13 +29,13 @@ from .smart_http import smart_endpoint
 logger = logging.getLogger(__name__)
 
 
-def check_revisions(old: str, new: str) -> None:
+async def check_revisions(old: str, new: str) -> None:
     for revision in (old, new):
         if not valid_revision(revision):
             raise Refused(400, f"invalid revision: {revision[:100]!r}")
 
 
-def check_remote(remote: str) -> None:
+async def check_remote(remote: str) -> None:
     if not valid_campaign(remote):
         raise Refused(400, f"invalid remote name: {remote[:100]!r}")
 
@@ -96,8 +96,13 @@ async def set_remote(
         raise Refused(400, "missing form field 'url'")
 
     def set_parent() -> bool:
+        # Found as the pages find branches: by name, never through a symbolic
+        # link, so a link planted in the store cannot point this elsewhere.
+        path = browse.branch_path(Path(repo_path), remote)
+        if path is None:
+            return False
         try:
-            branch = Branch.open(os.path.join(repo_path, remote))
+            branch = Branch.open(str(path))
         except bzr_errors.NotBranchError:
             return False
         branch.set_parent(url)

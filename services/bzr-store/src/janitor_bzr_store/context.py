@@ -72,4 +72,9 @@ def get_context(request: Request) -> BzrContext:
     return ctx
 
 
-Context = Annotated[BzrContext, Depends(get_context)]
+async def context_dependency(request: Request) -> BzrContext:
+    """``get_context`` for ``Depends``: async, so FastAPI calls it on the loop, not in its thread pool."""
+    return get_context(request)
+
+
+Context = Annotated[BzrContext, Depends(context_dependency)]
