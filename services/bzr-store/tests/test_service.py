@@ -52,3 +52,42 @@ def test_missing_vcs_path_is_one_line(janitor_env: dict[str, str], tmp_path: Pat
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == f"janitor-bzr-store: vcs path {tmp_path / 'nope'} is not a directory"
+
+
+def test_each_interface_listens_on_its_own_address(janitor_env: dict[str, str], tmp_path: Path) -> None:
+    """The public interface can be opened wider than the admin one, which stays on loopback by default."""
+    admin, public = free_port(), free_port()
+    proc = ServiceProcess(
+        [
+            console_script("janitor-bzr-store"),
+            "--vcs-path",
+            str(tmp_path),
+            "--port",
+            str(admin),
+            "--public-port",
+            str(public),
+            "--public-listen-address",
+            "127.0.0.2",
+        ],
+        service_env(**janitor_env),
+        f"http://127.0.0.1:{admin}/health",
+        tmp_path / "bzr-store.log",
+    )
+    proc.start()
+    try:
+        assert httpx.get(f"http://127.0.0.2:{public}/health").status_code == 200
+        for refused in (f"http://127.0.0.1:{public}/health", f"http://127.0.0.2:{admin}/health"):
+            try:
+                httpx.get(refused, timeout=5)
+            except httpx.ConnectError:
+                continue
+            raise AssertionError(f"{refused} answered")
+    finally:
+        proc.stop()
+
+
+def test_listen_addresses_default_to_the_common_one() -> None:
+    both = BzrStoreSettings(database_url="postgresql://u@h/db", vcs_path=Path("/x"), listen_address="10.0.0.1")
+    assert (both.admin_address, both.public_address) == ("10.0.0.1", "10.0.0.1")
+    split = BzrStoreSettings(database_url="postgresql://u@h/db", vcs_path=Path("/x"), public_listen_address="0.0.0.0")
+    assert (split.admin_address, split.public_address) == ("127.0.0.1", "0.0.0.0")

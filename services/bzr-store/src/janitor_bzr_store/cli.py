@@ -28,6 +28,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_common_arguments(parser, default_port=9929)
     parser.add_argument("--public-port", type=int, metavar="PORT", help="public interface port (default: 9930)")
     parser.add_argument(
+        "--admin-listen-address",
+        metavar="ADDR",
+        help="the admin interface's address (default: --listen-address's, 127.0.0.1); it has no authentication",
+    )
+    parser.add_argument(
+        "--public-listen-address",
+        metavar="ADDR",
+        help="the public interface's address (default: --listen-address's, 127.0.0.1)",
+    )
+    parser.add_argument(
         "--client-max-size",
         type=int,
         metavar="BYTES",
@@ -48,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     admin, public = create_apps(settings)
     return serve(
         [
-            Listener(admin, settings.listen_address, settings.port, "admin"),
-            Listener(public, settings.listen_address, settings.public_port, "public"),
+            Listener(admin, settings.admin_address, settings.port, "admin"),
+            Listener(public, settings.public_address, settings.public_port, "public"),
         ]
     )
 

@@ -11,6 +11,11 @@ class BzrStoreSettings(CommonSettings):
     vcs_path: Path
     port: int = 9929
     public_port: int = 9930
+    # Each interface's own address; unset, both use listen_address (127.0.0.1
+    # unless given). The admin interface has no authentication: only a
+    # deployment that protects it (a private network) should widen it.
+    admin_listen_address: str | None = None
+    public_listen_address: str | None = None
     # Largest smart request body accepted (a push of a big history is one request).
     client_max_size: int = 2 << 30
     # Threads running Breezy requests, per interface. A request holds one
@@ -23,3 +28,11 @@ class BzrStoreSettings(CommonSettings):
     body_idle_timeout: float = 60.0
     # Seconds a diff may take before it is killed (504).
     diff_timeout: float = 60.0
+
+    @property
+    def admin_address(self) -> str:
+        return self.admin_listen_address or self.listen_address
+
+    @property
+    def public_address(self) -> str:
+        return self.public_listen_address or self.listen_address
