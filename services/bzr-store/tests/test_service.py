@@ -19,23 +19,22 @@ async def test_admin_app_health_ready_metrics(janitor_env: dict[str, str], tmp_p
         assert "http_requests_total" in (await client.get("/metrics")).text
 
 
-def test_console_script_serves_both_ports_and_stops(janitor_env: dict[str, str], tmp_path: Path) -> None:
+def started_store(janitor_env: dict[str, str], tmp_path: Path, *options: str) -> tuple[ServiceProcess, int, int]:
+    """``janitor-bzr-store`` on free ports (admin, public), started; its /health on 127.0.0.1 answers."""
     admin, public = free_port(), free_port()
+    argv = [console_script("janitor-bzr-store"), "--vcs-path", str(tmp_path), "--port", str(admin)]
     proc = ServiceProcess(
-        [
-            console_script("janitor-bzr-store"),
-            "--vcs-path",
-            str(tmp_path),
-            "--port",
-            str(admin),
-            "--public-port",
-            str(public),
-        ],
+        [*argv, "--public-port", str(public), *options],
         service_env(**janitor_env),
         f"http://127.0.0.1:{admin}/health",
         tmp_path / "bzr-store.log",
     )
     proc.start()
+    return proc, admin, public
+
+
+def test_console_script_serves_both_ports_and_stops(janitor_env: dict[str, str], tmp_path: Path) -> None:
+    proc, _admin, public = started_store(janitor_env, tmp_path)
     assert httpx.get(f"http://127.0.0.1:{public}/health").status_code == 200
     started = time.monotonic()
     assert proc.stop(signal.SIGTERM) == 0
@@ -56,24 +55,7 @@ def test_missing_vcs_path_is_one_line(janitor_env: dict[str, str], tmp_path: Pat
 
 def test_each_interface_listens_on_its_own_address(janitor_env: dict[str, str], tmp_path: Path) -> None:
     """The public interface can be opened wider than the admin one, which stays on loopback by default."""
-    admin, public = free_port(), free_port()
-    proc = ServiceProcess(
-        [
-            console_script("janitor-bzr-store"),
-            "--vcs-path",
-            str(tmp_path),
-            "--port",
-            str(admin),
-            "--public-port",
-            str(public),
-            "--public-listen-address",
-            "127.0.0.2",
-        ],
-        service_env(**janitor_env),
-        f"http://127.0.0.1:{admin}/health",
-        tmp_path / "bzr-store.log",
-    )
-    proc.start()
+    proc, admin, public = started_store(janitor_env, tmp_path, "--public-listen-address", "127.0.0.2")
     try:
         assert httpx.get(f"http://127.0.0.2:{public}/health").status_code == 200
         for refused in (f"http://127.0.0.1:{public}/health", f"http://127.0.0.2:{admin}/health"):
