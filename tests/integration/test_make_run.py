@@ -51,8 +51,9 @@ def check_demo(run_dir: Path, scratch: Path) -> None:
     assert len(stack.pairs) == 1
     pair = stack.pairs[0]
     copy = scratch / f"branch-{time.monotonic_ns()}"
-    brz("branch", "-q", stack.branch_url("lintian-fixes"), str(copy), cwd=scratch)
+    brz("branch", "-q", stack.branch_url("lintian-fixes"), str(copy), cwd=scratch, home=scratch / "brz-home")
     assert (copy / "hello.1").exists() and "Priority: optional" in (copy / "debian" / "control").read_text()
+    assert not (copy / "breezy").exists(), "brz's own files were committed into the demo package"
 
     url = f"{stack.differ_url}/diffoscope/{pair['old']}/{pair['new']}"
     timings = []

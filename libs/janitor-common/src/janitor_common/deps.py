@@ -8,7 +8,8 @@ a plain function in its thread pool, a thread hop on every request.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
 import redis.asyncio as aioredis
 from fastapi import Depends, Request
@@ -25,13 +26,14 @@ def get_redis(request: Request) -> aioredis.Redis:
     return client
 
 
-async def _engine(request: Request) -> AsyncEngine:
-    return get_engine(request)
+def from_state(name: str) -> Callable[[Request], Awaitable[Any]]:
+    """A dependency giving the lifespan's resource ``name``; wrap it in ``Annotated`` with its type."""
+
+    async def dependency(request: Request) -> Any:
+        return getattr(request.state, name)
+
+    return dependency
 
 
-async def _redis(request: Request) -> aioredis.Redis:
-    return get_redis(request)
-
-
-Engine = Annotated[AsyncEngine, Depends(_engine)]
-RedisClient = Annotated[aioredis.Redis, Depends(_redis)]
+Engine = Annotated[AsyncEngine, Depends(from_state("engine"))]
+RedisClient = Annotated[aioredis.Redis, Depends(from_state("redis"))]

@@ -110,6 +110,18 @@ def link_pg_data_dir(run_dir: Path, datadir: Path) -> None:
         local.symlink_to(datadir, target_is_directory=True)
 
 
+def stop_process(proc: subprocess.Popen[bytes] | None, sig: int, timeout: float) -> None:
+    """``sig``, then SIGKILL if ``proc`` has not exited within ``timeout`` seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class Postgres:
     """A PostgreSQL cluster in ``datadir`` listening on 127.0.0.1:``port``."""
 
@@ -205,14 +217,7 @@ class Postgres:
                 time.sleep(0.1)
 
     def stop(self, timeout: float = 30.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGINT)  # "fast" shutdown: roll back, close, exit
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, signal.SIGINT, timeout)  # "fast" shutdown: roll back, close, exit
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -299,14 +304,7 @@ class RedisServer:
             client.close()
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, signal.SIGTERM, timeout)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

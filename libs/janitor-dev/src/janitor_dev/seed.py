@@ -166,8 +166,10 @@ def brz_env(home: Path) -> dict[str, str]:
     return env
 
 
-def brz(*args: str, cwd: Path) -> str:
-    return _run([str(Path(sys.executable).parent / "brz"), *args], cwd, brz_env(cwd))
+def brz(*args: str, cwd: Path, home: Path) -> str:
+    """The venv's brz; ``home`` must be outside any working tree (brz writes ``breezy/`` there)."""
+    home.mkdir(exist_ok=True)
+    return _run([str(Path(sys.executable).parent / "brz"), *args], cwd, brz_env(home))
 
 
 def write_files(tree: Path, files: dict[str, str]) -> None:
@@ -176,6 +178,10 @@ def write_files(tree: Path, files: dict[str, str]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content)
     (tree / "debian" / "rules").chmod(0o755)
+
+
+def brz_home(stack: DemoStack) -> Path:
+    return Path(stack.run_dir) / "brz-home"
 
 
 def ensure_branches(stack: DemoStack) -> dict[str, str]:
@@ -187,36 +193,46 @@ def ensure_branches(stack: DemoStack) -> dict[str, str]:
     """
     work = Path(stack.run_dir) / "demo-src"
     work.mkdir(exist_ok=True)
+    home = brz_home(stack)
     base, changed = work / BASELINE, work / CHANGED
     if not (base / ".bzr").exists():
         shutil.rmtree(base, ignore_errors=True)
-        brz("init", "-q", base.name, cwd=work)
+        brz("init", "-q", base.name, cwd=work, home=home)
         write_files(base, baseline_files())
-        brz("add", "-q", cwd=base)
-        brz("commit", "-q", "-m", "Initial packaging of janitor-demo-hello", cwd=base)
+        brz("add", "-q", cwd=base, home=home)
+        brz("commit", "-q", "-m", "Initial packaging of janitor-demo-hello", cwd=base, home=home)
     if not (changed / ".bzr").exists():
         shutil.rmtree(changed, ignore_errors=True)
-        brz("branch", "-q", base.name, changed.name, cwd=work)
+        brz("branch", "-q", base.name, changed.name, cwd=work, home=home)
         write_files(changed, fixed_files())
-        brz("add", "-q", cwd=changed)
-        brz("commit", "-q", "-m", "Fix lintian issues: priority extra is now optional; add a manual page", cwd=changed)
+        brz("add", "-q", cwd=changed, home=home)
+        brz(
+            "commit",
+            "-q",
+            "-m",
+            "Fix lintian issues: priority extra is now optional; add a manual page",
+            cwd=changed,
+            home=home,
+        )
     tips = {}
     for campaign, tree in ((BASELINE, base), (CHANGED, changed)):
         try:
-            tip = brz("revision-info", "-d", stack.branch_url(campaign), cwd=work)
+            tip = brz("revision-info", "-d", stack.branch_url(campaign), cwd=work, home=home)
         except SeedError:  # not in the store (yet, or any more)
-            brz("push", "-q", stack.branch_url(campaign, write=True), cwd=tree)
-            tip = brz("revision-info", "-d", stack.branch_url(campaign), cwd=work)
+            brz("push", "-q", stack.branch_url(campaign, write=True), cwd=tree, home=home)
+            tip = brz("revision-info", "-d", stack.branch_url(campaign), cwd=work, home=home)
         tips[campaign] = tip.split()[1]
     return tips
 
 
-def build(branch_url: str, revision: str, version: str, distribution: str, change: str, dest: Path) -> list[str]:
+def build(
+    branch_url: str, revision: str, version: str, distribution: str, change: str, dest: Path, home: Path
+) -> list[str]:
     """dpkg-buildpackage of an export of the branch at ``revision``, ``version`` on top of its changelog;
     the files into ``dest``."""
     with tempfile.TemporaryDirectory(prefix="janitor-demo-build-") as scratch:
         src = Path(scratch) / f"{PACKAGE}-{version}"
-        brz("export", "-q", "-r", f"revid:{revision}", str(src), branch_url, cwd=Path(scratch))
+        brz("export", "-q", "-r", f"revid:{revision}", str(src), branch_url, cwd=Path(scratch), home=home)
         changelog = src / "debian" / "changelog"
         changelog.write_text(changelog_entry(version, distribution, change) + "\n" + changelog.read_text())
         log = _run(["dpkg-buildpackage", "-us", "-uc", "-d"], src)
@@ -308,7 +324,7 @@ def publish_pair(stack: DemoStack, say: Callable[[str], None] = print) -> dict[s
         change = "Build for the unchanged baseline." if run is control else "Build with the lintian fixes."
         url = stack.branch_url(run["campaign"])
         dest = run_dir / "artifacts" / run["id"]
-        files[run["id"]] = build(url, run["revision"], run["version"], run["campaign"], change, dest)
+        files[run["id"]] = build(url, run["revision"], run["version"], run["campaign"], change, dest, brz_home(stack))
     record_runs(stack, control, changed)
     client = redis.Redis.from_url(stack.redis_url)
     try:

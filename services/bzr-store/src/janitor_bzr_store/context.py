@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 
+from janitor_common.deps import from_state
 from janitor_common.invalidation import watch_worker_changes
 
 from .access import CodebaseCache, CredentialCache
@@ -72,9 +73,4 @@ def get_context(request: Request) -> BzrContext:
     return ctx
 
 
-async def context_dependency(request: Request) -> BzrContext:
-    """``get_context`` for ``Depends``: async, so FastAPI calls it on the loop, not in its thread pool."""
-    return get_context(request)
-
-
-Context = Annotated[BzrContext, Depends(context_dependency)]
+Context = Annotated[BzrContext, Depends(from_state("bzr"))]

@@ -212,11 +212,12 @@ class Differ:
             diff = await self.diffoscope_raw(old, new)
             if filtered:
                 diff = diffoscope.filter_boring(diff, old.version, new.version)
-            return await diffoscope.render(self.settings.diffoscope_command, diff, media_type, self.limits, None)
+            page = await diffoscope.render(self.settings.diffoscope_command, diff, media_type, self.limits, None)
+            if media_type == "text/html":
+                page = diffoscope.set_title(page, f"diffoscope: {title(old, new)}")
+            return page
 
         body = await self._rendering("diffoscope", old, new, rendering_name(media_type, filtered), render)
-        if media_type == "text/html":
-            body = diffoscope.set_title(body, f"diffoscope: {title(old, new)}")
-            if css_url:
-                body = diffoscope.link_stylesheet(body, css_url)
+        if css_url and media_type == "text/html":
+            body = diffoscope.link_stylesheet(body, css_url)
         return body
