@@ -13,9 +13,11 @@ from .admin import admin_router
 from .context import context_lifespan
 from .fastpath import SmartFastPath
 from .http import Refused, refused
+from .manage import manage_router
 from .metrics import make_metrics
 from .pages import browse_router
 from .public import public_router
+from .reads import branch_reads_router
 from .settings import BzrStoreSettings
 
 
@@ -35,6 +37,8 @@ def create_apps(settings: BzrStoreSettings, registry: CollectorRegistry | None =
         index_page=False,
     )
     admin.include_router(browse_router("/", "admin"))
+    admin.include_router(manage_router)
+    admin.include_router(branch_reads_router("/{campaign}/{codebase}/{role}"))
     admin.include_router(admin_router)
     admin.add_exception_handler(Refused, refused)
     admin.add_middleware(SmartFastPath, prefix="/", interface="admin", metrics=http_metrics)
@@ -50,6 +54,7 @@ def create_apps(settings: BzrStoreSettings, registry: CollectorRegistry | None =
         index_page=False,
     )
     public.include_router(browse_router("/bzr/", "public"))
+    public.include_router(branch_reads_router("/bzr/{codebase}/{campaign}/{role}"))
     public.include_router(public_router)
     public.add_exception_handler(Refused, refused)
     public.add_middleware(SmartFastPath, prefix="/bzr/", interface="public", metrics=http_metrics)

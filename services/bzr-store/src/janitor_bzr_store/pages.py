@@ -17,12 +17,12 @@ from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse, Response
 
 from janitor_common import proc
-from janitor_common.names import valid_codebase
 from janitor_common.pages import document
 
 from . import browse, diffcmd
 from .context import BzrContext, Context
 from .http import Refused, run_blocking
+from .locate import branch_at, repository_at
 
 # The most of a diff a page shows; the rest is left out, and the page says so.
 DIFF_SHOWN = 512 * 1024
@@ -37,21 +37,13 @@ def page(title: str, body: str, interface: str) -> HTMLResponse:
     return HTMLResponse(document(title, body, service=label))
 
 
-async def codebase_repository(ctx: BzrContext, codebase: str) -> Path:
-    if not valid_codebase(codebase):
-        raise Refused(400, f"invalid codebase name: {codebase[:100]!r}")
-    if not await run_blocking(ctx, ctx.store.has_repository, codebase):
-        raise Refused(404, f"no repository for codebase: {codebase}")
-    return ctx.store.repository_path(codebase)
-
-
 def browse_router(prefix: str, interface: str) -> APIRouter:
     """Pages under ``prefix`` (``/bzr/`` or ``/``), to be included before the smart catch-all route."""
     router = APIRouter()
 
     @router.get(prefix + "{codebase}/", include_in_schema=False)
     async def codebase_page(request: Request, ctx: Context, codebase: str) -> Response:
-        repo = await codebase_repository(ctx, codebase)
+        repo = await repository_at(ctx, codebase)
         found = await run_blocking(ctx, browse.branches, repo)
         rows = "".join(
             f'<tr><td><a href="{html.escape(quote(b.path))}/">{html.escape(b.path)}</a></td><td>{b.revno}</td>'
@@ -68,10 +60,8 @@ def browse_router(prefix: str, interface: str) -> APIRouter:
         return page(f"{codebase}: branches", body, interface)
 
     async def branch_page(request: Request, ctx: BzrContext, codebase: str, relpath: str) -> Response:
-        repo = await codebase_repository(ctx, codebase)
-        path = await run_blocking(ctx, browse.branch_path, repo, relpath)
-        if path is None:
-            raise Refused(404, f"no branch at {codebase}/{relpath}")
+        repo = await repository_at(ctx, codebase)
+        path = await branch_at(ctx, codebase, relpath)
         entries = await run_blocking(ctx, browse.log, path)
         wanted = request.query_params.get("revision")
         shown = next((e for e in entries if str(e.revno) == wanted), None)

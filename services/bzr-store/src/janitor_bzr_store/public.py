@@ -1,4 +1,4 @@
-"""The public interface: the index page, the repository list, and the smart protocol under ``/bzr/``."""
+"""The public interface: index page, repository list; under ``/bzr/`` the smart protocol and plain-HTTP reads."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from starlette.responses import HTMLResponse, Response
 from janitor_common.openapi import answers
 from janitor_common.pages import document
 
+from . import plain_http
 from .context import Context
 from .http import LIST_TYPES, SMART_METHODS, repository_list
 from .smart_http import smart_endpoint
+from .store import SMART_SUFFIX
 
 public_router = APIRouter()
 
@@ -35,7 +37,10 @@ async def list_repositories(request: Request, ctx: Context) -> Response:
 
 
 async def smart(request: Request) -> Response:
-    return await smart_endpoint(request, request.path_params["path"], "public")
+    path: str = request.path_params["path"]
+    if request.method in ("GET", "HEAD") and not ("/" + path).endswith(SMART_SUFFIX):
+        return await plain_http.serve(request, path)
+    return await smart_endpoint(request, path, "public")
 
 
 public_router.add_route("/bzr/{path:path}", smart, methods=SMART_METHODS, include_in_schema=False)

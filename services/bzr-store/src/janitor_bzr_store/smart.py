@@ -198,7 +198,7 @@ class SmartCall:
     ``open_transports`` gives the request's transport and the jail's root;
     it runs in the pool (it touches the file system), after ``prepare``
     (directories a write needs), and with ``write_lock`` (see WRITE_LOCK in
-    smart_http) held for writes, until the request ends. Breezy's handlers may
+    store.py) held for writes, until the request ends. Breezy's handlers may
     thus run one chunk in one thread and the next in another, never two at
     once; what they keep per thread (the jail's transports) they set up and
     tear down around each call.

@@ -31,7 +31,6 @@ logger = logging.getLogger(__name__)
 SNIFF_LIMIT = 2 * REQUEST_HEAD_LIMIT + 64
 # Responses complete within this size and time are sent whole, with a
 # Content-Length; others are streamed (see smart_endpoint).
-WRITE_LOCK = ".janitor-write.lock"  # in the codebase's directory, beside .bzr
 RESPONSE_BUFFER = 1 << 20
 RESPONSE_HOLD = 0.02
 # ... and whose parts follow each other this closely: the slices of one flush
@@ -135,7 +134,7 @@ async def smart_endpoint(request: Request, path: str, interface: Interface) -> R
     # NoSuchFile (seen with two processes pushing at once). Reads retry on
     # their own when packs move, and are not held up.
     writes = writable and verb_kind == "write"
-    lock = ctx.store.repository_path(sp.codebase) / WRITE_LOCK if writes else None
+    lock = ctx.store.write_lock_path(sp.codebase) if writes else None
     # Only writes create: the codebase's shared repository on the first one
     # (again if it was removed meanwhile), and campaign/ for a push onto
     # campaign/role (Breezy does not create parents). Reads of what does

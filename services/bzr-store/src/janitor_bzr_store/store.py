@@ -9,8 +9,10 @@ lock, and everything else relies on Breezy's own locks.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,10 @@ from breezy.controldir import format_registry
 from janitor_common.names import valid_campaign, valid_codebase
 
 SMART_SUFFIX = "/.bzr/smart"
+# In the codebase's directory, beside .bzr: held by every write to the
+# repository (a smart write request, creating a branch, setting a remote),
+# across threads and processes; see smart_http for why.
+WRITE_LOCK = ".janitor-write.lock"
 
 
 class BadPath(ValueError):
@@ -70,7 +76,9 @@ class Store:
         Looked at every time (one stat), never remembered: a repository
         removed or restored under a running service is seen at once.
         """
-        return (self.repository_path(codebase) / ".bzr").is_dir()
+        path = self.repository_path(codebase)
+        # A symbolic link in the codebase's place is not a repository of the store.
+        return not path.is_symlink() and (path / ".bzr").is_dir()
 
     def repository_path(self, codebase: str) -> Path:
         assert valid_codebase(codebase)
@@ -104,6 +112,16 @@ class Store:
                 repo = controldir.create_repository(shared=True)
                 repo.set_make_working_trees(False)
         return path
+
+    def write_lock_path(self, codebase: str) -> Path:
+        return self.repository_path(codebase) / WRITE_LOCK
+
+    @contextlib.contextmanager
+    def writing(self, codebase: str) -> Iterator[None]:
+        """Hold the codebase's write lock (the repository must exist); blocking."""
+        with open(self.write_lock_path(codebase), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
 
     def prepare_write(self, sp: StorePath) -> None:
         """What a write needs first: the repository, and ``campaign/`` for ``campaign/role``; blocking."""
