@@ -53,7 +53,8 @@ def main() -> int:
         "INSERT INTO worker VALUES ('known-worker', crypt('right', gen_salt('bf')), NULL)",
         "INSERT INTO codebase (name) VALUES ('bench')",
     )
-    with scratch_bzr_store("bench-auth-", setup) as store:
+    # Every request here fails on purpose: the brake on guessing is off.
+    with scratch_bzr_store("bench-auth-", setup, {"JANITOR_AUTH_FAILURE_LIMIT": "0"}) as store:
         smart = f"{store.public_url}/bzr/bench/.bzr/smart"
         unknown: list[float] = []
         known: list[float] = []

@@ -10,7 +10,7 @@ import contextlib
 import json
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,11 +26,15 @@ class ScratchStore:
     admin_url: str
     public_url: str
     process: ServiceProcess
+    vcs_path: Path
+    base: Path
 
 
 @contextlib.contextmanager
-def scratch_bzr_store(prefix: str, setup_sql: Sequence[str] = ()) -> Iterator[ScratchStore]:
-    """bzr-store on free loopback ports over a migrated database where ``setup_sql`` has run."""
+def scratch_bzr_store(
+    prefix: str, setup_sql: Sequence[str] = (), env: Mapping[str, str] | None = None
+) -> Iterator[ScratchStore]:
+    """bzr-store on free loopback ports over a migrated database where ``setup_sql`` has run, ``env`` added."""
     base = Path(tempfile.mkdtemp(prefix=prefix))
     base.chmod(0o755)  # PostgreSQL runs as 'postgres' when we are root
     pg = Postgres(base / "pg", free_port(), fast=True)
@@ -52,6 +56,7 @@ def scratch_bzr_store(prefix: str, setup_sql: Sequence[str] = ()) -> Iterator[Sc
             JANITOR_REDIS_URL=redis.url,
             JANITOR_CAMPAIGNS=json.dumps([{"name": "lintian-fixes"}]),
             JANITOR_LOG_LEVEL="WARNING",
+            **(env or {}),
         )
         service = ServiceProcess(
             [
@@ -63,7 +68,7 @@ def scratch_bzr_store(prefix: str, setup_sql: Sequence[str] = ()) -> Iterator[Sc
             base / "bzr-store.log",
         )
         service.start()
-        yield ScratchStore(f"http://127.0.0.1:{admin}", f"http://127.0.0.1:{public}", service)
+        yield ScratchStore(f"http://127.0.0.1:{admin}", f"http://127.0.0.1:{public}", service, base / "vcs", base)
     finally:
         if service is not None:
             service.stop()

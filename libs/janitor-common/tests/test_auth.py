@@ -37,13 +37,41 @@ async def test_add_worker_then_auth(database_url: str, engine: AsyncEngine) -> N
     assert not await check_worker(engine, "bob", "s3cret pass")
 
     listed = janitor_db(database_url, "list-workers")
-    assert listed.stdout.splitlines() == ["alice\thttps://w/alice"]
+    assert listed.stdout.splitlines() == ["alice\thttps://w/alice\twrites: anywhere"]
     again = janitor_db(database_url, "add-worker", "alice", stdin="x\n")
     assert again.returncode == 1 and "already exists" in again.stderr
     assert janitor_db(database_url, "remove-worker", "alice").returncode == 0
     assert not await check_worker(engine, "alice", "s3cret pass")
     gone = janitor_db(database_url, "remove-worker", "alice")
     assert gone.returncode == 1 and "no such worker" in gone.stderr
+
+
+def test_grant_and_revoke(database_url: str) -> None:
+    assert janitor_db(database_url, "add-worker", "dave", stdin="pw\n").returncode == 0
+    granted = janitor_db(database_url, "grant", "dave", "--codebase", "a*")
+    assert granted.returncode == 0 and "codebases 'a*', campaigns '*'" in granted.stdout
+    assert janitor_db(database_url, "grant", "dave", "--codebase", "b*", "--campaign", "lintian-*").returncode == 0
+    assert janitor_db(database_url, "grant", "dave", "--codebase", "a*").returncode == 0  # again: no change
+    listed = janitor_db(database_url, "list-workers").stdout.splitlines()
+    assert listed == ["dave\t-\twrites: codebase=a* campaign=*; codebase=b* campaign=lintian-*"]
+
+    assert janitor_db(database_url, "grant", "nobody").returncode == 1
+    bad = janitor_db(database_url, "grant", "dave", "--codebase", "a/b")
+    assert bad.returncode == 2 and "invalid codebase pattern" in bad.stderr
+    missing = janitor_db(database_url, "revoke", "dave", "--codebase", "c*")
+    assert missing.returncode == 1 and "no such grant" in missing.stderr
+
+    one = janitor_db(database_url, "revoke", "dave", "--codebase", "a*")
+    assert one.returncode == 0 and "anywhere" not in one.stdout
+    assert janitor_db(database_url, "list-workers").stdout.splitlines() == [
+        "dave\t-\twrites: codebase=b* campaign=lintian-*"
+    ]
+    last = janitor_db(database_url, "revoke", "dave", "--all")
+    assert last.returncode == 0 and "may write anywhere again" in last.stdout
+    assert janitor_db(database_url, "grant", "dave", "--codebase", "x*").returncode == 0
+    assert janitor_db(database_url, "remove-worker", "dave").returncode == 0  # its grants go with it
+    assert janitor_db(database_url, "add-worker", "dave", stdin="pw\n").returncode == 0
+    assert janitor_db(database_url, "list-workers").stdout.splitlines() == ["dave\t-\twrites: anywhere"]
 
 
 def test_add_worker_rejects_empty_password(database_url: str) -> None:

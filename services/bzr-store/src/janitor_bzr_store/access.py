@@ -7,19 +7,29 @@ with a 401 challenge *before it runs*: a worker whose URL holds credentials
 then retries with them, while an anonymous client gets an authentication
 error and nothing is written. Reads never challenge, so ``brz branch`` needs
 no credentials and never prompts.
+
+A worker may be limited by grants (``janitor-db grant``): codebase and
+campaign glob patterns, any one of which must match where it writes. No
+grant at all means anywhere, as before grants existed. Repeated failed
+authentications from one address are braked (``AuthBrake``) before any
+database query.
 """
 
 from __future__ import annotations
 
+import collections
 import hashlib
+import math
+import os
 import time
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from janitor_common.auth import check_worker
-from janitor_common.db.models import Codebase
+from janitor_common.db.models import Codebase, WorkerGrant
 
 # bcrypt is deliberately slow (~5 ms) and brz sends dozens of requests per
 # push; a verified (worker, password digest) pair is trusted for a minute,
@@ -28,32 +38,141 @@ CREDENTIALS_TTL = 60.0
 CODEBASE_TTL = 60.0
 
 
+@dataclass(frozen=True)
+class Grants:
+    """Where a worker may write: (codebase pattern, campaign pattern) pairs; none at all means anywhere."""
+
+    patterns: tuple[tuple[str, str], ...] = ()
+
+    def allows(self, codebase: str, campaign: str | None) -> bool:
+        """Whether a write at ``codebase[/campaign]`` is allowed (a codebase alone: any campaign of it)."""
+        if not self.patterns:
+            return True
+        return any(
+            fnmatchcase(codebase, cp) and (campaign is None or fnmatchcase(campaign, gp)) for cp, gp in self.patterns
+        )
+
+    def may_write(self, codebase: str, repository: str) -> WritePolicy | None:
+        """A check of the paths a write request touches in ``repository`` (the codebase's), or None for no limit.
+
+        A request is posted to one URL but names paths relative to it, so a
+        worker granted one campaign could otherwise write another's branch
+        of the same codebase. The codebase's shared repository
+        (``.bzr/`` at its root) is written by every push.
+        """
+        campaigns = [gp for cp, gp in self.patterns if fnmatchcase(codebase, cp)]
+        if not self.patterns or "*" in campaigns:
+            return None
+        return WritePolicy(repository, tuple(campaigns))
+
+    def describe(self) -> str:
+        return ", ".join(f"{cp}/{gp}" for cp, gp in self.patterns) or "anywhere"
+
+
+@dataclass(frozen=True)
+class WritePolicy:
+    repository: str
+    campaigns: tuple[str, ...]
+
+    def __call__(self, local_path: str) -> bool:
+        rel = os.path.relpath(local_path, self.repository)
+        first = rel.split(os.sep, 1)[0]
+        return first == ".bzr" or any(fnmatchcase(first, gp) for gp in self.campaigns)
+
+
+ANYWHERE = Grants()
+
+
 @dataclass
 class CredentialCache:
     ttl: float = CREDENTIALS_TTL
-    _valid: dict[tuple[str, bytes], float] = field(default_factory=dict)
+    _valid: dict[tuple[str, bytes], tuple[float, Grants]] = field(default_factory=dict)
 
-    async def check(self, engine: AsyncEngine, name: str, password: str) -> bool:
-        key = (name, hashlib.sha256(password.encode()).digest())
-        now = time.monotonic()
-        expiry = self._valid.get(key)
-        if expiry is not None and expiry > now:
-            return True
+    @staticmethod
+    def _key(name: str, password: str) -> tuple[str, bytes]:
+        return name, hashlib.sha256(password.encode()).digest()
+
+    def cached(self, name: str, password: str) -> Grants | None:
+        """The worker's grants if these credentials were verified within the TTL, without a query."""
+        entry = self._valid.get(self._key(name, password))
+        if entry is not None and entry[0] > time.monotonic():
+            return entry[1]
+        return None
+
+    async def check(self, engine: AsyncEngine, name: str, password: str) -> Grants | None:
+        """The worker's grants, or None for wrong credentials."""
+        grants = self.cached(name, password)
+        if grants is not None:
+            return grants
+        key = self._key(name, password)
         if not await check_worker(engine, name, password):
             self._valid.pop(key, None)
-            return False
+            return None
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                select(WorkerGrant.codebase, WorkerGrant.campaign)
+                .where(WorkerGrant.worker == name)
+                .order_by(WorkerGrant.codebase, WorkerGrant.campaign)
+            )
+            grants = Grants(tuple((cp, gp) for cp, gp in rows))
         if len(self._valid) > 10_000:
             self._valid.clear()
-        self._valid[key] = now + self.ttl
-        return True
+        self._valid[key] = (time.monotonic() + self.ttl, grants)
+        return grants
 
     def forget(self, name: str) -> None:
-        """Drop what is cached for worker ``name`` (it was removed or changed)."""
+        """Drop what is cached for worker ``name`` (it was removed or changed, or its grants were)."""
         for key in [k for k in self._valid if k[0] == name]:
             del self._valid[key]
 
     def forget_all(self) -> None:
         self._valid.clear()
+
+
+@dataclass
+class AuthBrake:
+    """After ``limit`` failed authentications from one address within ``window`` seconds, refuse it for ``block``.
+
+    Kept in memory per process and checked before any database query, so a
+    guessing client costs neither bcrypt work nor connections. Verified
+    credentials (in the cache) pass even from a braked address.
+    """
+
+    limit: int = 10
+    window: float = 60.0
+    block: float = 60.0
+    _failures: dict[str, collections.deque[float]] = field(default_factory=dict)
+    _blocked: dict[str, float] = field(default_factory=dict)
+
+    def retry_after(self, client: str) -> int | None:
+        """Seconds until ``client`` may try again, or None when it may now."""
+        until = self._blocked.get(client)
+        if until is None:
+            return None
+        left = until - time.monotonic()
+        if left <= 0:
+            del self._blocked[client]
+            return None
+        return max(1, math.ceil(left))
+
+    def failed(self, client: str) -> bool:
+        """Count a failure; True when it puts ``client`` on the brake."""
+        if self.limit <= 0:
+            return False
+        now = time.monotonic()
+        times = self._failures.setdefault(client, collections.deque())
+        times.append(now)
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if len(times) < self.limit:
+            if len(self._failures) > 100_000:  # many addresses: keep memory bounded
+                self._failures = {client: times}
+            return False
+        del self._failures[client]
+        self._blocked[client] = now + self.block
+        if len(self._blocked) > 100_000:
+            self._blocked = {c: t for c, t in self._blocked.items() if t > now}
+        return True
 
 
 @dataclass

@@ -14,7 +14,8 @@ from fastapi import Depends, FastAPI, Request
 from janitor_common.deps import from_state
 from janitor_common.invalidation import watch_worker_changes
 
-from .access import CodebaseCache, CredentialCache
+from .access import AuthBrake, CodebaseCache, CredentialCache
+from .audit import Auditor
 from .metrics import StoreMetrics
 from .settings import BzrStoreSettings
 from .store import Store
@@ -27,6 +28,8 @@ class BzrContext:
     metrics: StoreMetrics
     executor: concurrent.futures.ThreadPoolExecutor
     campaigns: frozenset[str]
+    auditor: Auditor
+    brake: AuthBrake
     codebases: CodebaseCache = field(default_factory=CodebaseCache)
     credentials: CredentialCache = field(default_factory=CredentialCache)
     # Smart requests in progress on this interface (event loop only).
@@ -46,6 +49,12 @@ def context_lifespan(settings: BzrStoreSettings, metrics: StoreMetrics, name: st
             metrics=metrics,
             executor=executor,
             campaigns=frozenset(settings.campaign_names()),
+            auditor=Auditor(state["engine"], metrics, executor),
+            brake=AuthBrake(
+                limit=settings.auth_failure_limit,
+                window=settings.auth_failure_window,
+                block=settings.auth_block_seconds,
+            ),
         )
         # Only the public interface checks credentials.
         watcher = (
@@ -59,6 +68,7 @@ def context_lifespan(settings: BzrStoreSettings, metrics: StoreMetrics, name: st
         try:
             yield {"bzr": ctx}
         finally:
+            await ctx.auditor.drain()
             if watcher is not None:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+from collections.abc import Callable
 from typing import Any
 
 from breezy import errors, urlutils
@@ -85,10 +86,19 @@ BZR_DIR_SUFFIXES = ("/.bzr", "/.bzr/branch", "/.bzr/repository", "/.bzr/checkout
 
 
 class JailedLocalTransport(LocalTransport):  # type: ignore[misc]
-    def __init__(self, base: str, jail: Jail | None = None, *, readonly: bool = False) -> None:
+    def __init__(
+        self,
+        base: str,
+        jail: Jail | None = None,
+        *,
+        readonly: bool = False,
+        may_write: Callable[[str], bool] | None = None,
+    ) -> None:
         super().__init__(base)
         self._jail = jail if jail is not None else Jail(self._local_base)
         self._readonly = readonly
+        # For a worker limited by grants: whether it may write a local path.
+        self._may_write = may_write
 
     # -- confinement
 
@@ -111,11 +121,10 @@ class JailedLocalTransport(LocalTransport):  # type: ignore[misc]
         return names
 
     def clone(self, offset: str | None = None) -> JailedLocalTransport:
-        if offset is None:
-            return JailedLocalTransport(self.base, self._jail, readonly=self._readonly)
-        abspath = self.abspath(offset)
-        self._jail.check(urlutils.local_path_from_url(abspath))
-        return JailedLocalTransport(abspath, self._jail, readonly=self._readonly)
+        base = self.base if offset is None else self.abspath(offset)
+        if offset is not None:
+            self._jail.check(urlutils.local_path_from_url(base))
+        return JailedLocalTransport(base, self._jail, readonly=self._readonly, may_write=self._may_write)
 
     # -- read-only view for anonymous clients
 
@@ -125,6 +134,8 @@ class JailedLocalTransport(LocalTransport):  # type: ignore[misc]
     def _refuse(self, path: str) -> None:
         if self._readonly:
             raise errors.TransportNotPossible("readonly transport")
+        if self._may_write is not None and not self._may_write(self._abspath(path)):
+            raise errors.PermissionDenied(path, "outside this worker's grants")
 
     def put_file(self, relpath: str, f: Any, mode: Any = None) -> Any:
         self._refuse(relpath)
@@ -163,10 +174,12 @@ class JailedLocalTransport(LocalTransport):  # type: ignore[misc]
         return super().copy(rel_from, rel_to)
 
     def rename(self, rel_from: str, rel_to: str) -> Any:
+        self._refuse(rel_from)
         self._refuse(rel_to)
         return super().rename(rel_from, rel_to)
 
     def move(self, rel_from: str, rel_to: str) -> Any:
+        self._refuse(rel_from)
         self._refuse(rel_to)
         return super().move(rel_from, rel_to)
 
@@ -193,5 +206,7 @@ class JailedLocalTransport(LocalTransport):  # type: ignore[misc]
         raise errors.TransportNotPossible("hard links are not allowed in the store")
 
 
-def jailed_transport(path: str, *, readonly: bool = False) -> JailedLocalTransport:
-    return JailedLocalTransport(urlutils.local_path_to_url(path), readonly=readonly)
+def jailed_transport(
+    path: str, *, readonly: bool = False, may_write: Callable[[str], bool] | None = None
+) -> JailedLocalTransport:
+    return JailedLocalTransport(urlutils.local_path_to_url(path), readonly=readonly, may_write=may_write)

@@ -14,6 +14,7 @@ class StoreMetrics:
     requests: Counter
     active: Gauge
     diff_duration: Histogram
+    writes: Counter
 
 
 def make_metrics(registry: CollectorRegistry) -> StoreMetrics:
@@ -37,6 +38,12 @@ def make_metrics(registry: CollectorRegistry) -> StoreMetrics:
             "bzr_diff_duration_seconds",
             "Time to produce a diff",
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=registry,
+        ),
+        writes=Counter(
+            "bzr_writes",
+            "Write requests by worker ('' for the admin interface or no credentials) and outcome (accepted/refused)",
+            ["worker", "outcome"],
             registry=registry,
         ),
     )

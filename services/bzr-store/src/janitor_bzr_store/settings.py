@@ -26,6 +26,12 @@ class BzrStoreSettings(CommonSettings):
     # Seconds without a byte of a request body (or a read of its response)
     # before the request is dropped (408, or the connection closed).
     body_idle_timeout: float = 60.0
+    # Failed authentications from one client address within the window
+    # that put it on the brake (429 with Retry-After, no database query)
+    # for auth_block_seconds; 0 turns the brake off.
+    auth_failure_limit: int = 10
+    auth_failure_window: float = 60.0
+    auth_block_seconds: float = 60.0
     # Seconds a diff may take before it is killed (504).
     diff_timeout: float = 60.0
 

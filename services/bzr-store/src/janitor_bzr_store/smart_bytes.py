@@ -77,19 +77,35 @@ def protocol_error(head: bytes) -> bytes:
     """Our answer to bytes that are no request we will run, in the protocol they claim."""
     if not head.startswith(V3_PREFIX):
         return BAD_REQUEST
+    return error_response(head, b"error", b"bad request: no request within the first bytes")
+
+
+def error_response(head: bytes, *args: bytes) -> bytes:
+    """A smart error response to the request starting with ``head``, in its protocol (3, else 1)."""
+    if not head.startswith(V3_PREFIX):
+        return b"error\x01" + b"\x01".join(args) + b"\n"
     headers: bytes = bencode({})
-    args: bytes = bencode([b"error", b"bad request: no request within the first bytes"])
+    encoded: bytes = bencode(list(args))
     message: bytes = (
         V3_PREFIX
         + struct.pack("!L", len(headers))
         + headers
         + b"oE"
         + b"s"
-        + struct.pack("!L", len(args))
-        + args
+        + struct.pack("!L", len(encoded))
+        + encoded
         + b"e"
     )
     return message
+
+
+def verb_info(verb: bytes) -> str:
+    """Breezy's own class of a verb ('read', 'mutate', 'stream', 'idem', ...), '?' for an unknown one."""
+    try:
+        info: str = request.request_handlers.get_info(verb)
+    except KeyError:
+        return "?"
+    return info
 
 
 def verb_class(verb: bytes) -> str | None:

@@ -19,11 +19,22 @@ from starlette.responses import Response, StreamingResponse
 from janitor_common.auth import CHALLENGE, parse_basic
 from janitor_common.deps import get_engine
 
+from .access import ANYWHERE, Grants
+from .audit import WriteRequest, read_tip
 from .context import BzrContext, get_context
-from .http import Interface, text_error
+from .http import Interface, run_blocking, text_error
 from .jail import jailed_transport
 from .smart import BodyStalled, Last, NoSpace, NotUsable, Refused, SmartCall
-from .smart_bytes import REQUEST_HEAD_LIMIT, Unknown, protocol_error, response_outcome, sniff_verb, verb_class
+from .smart_bytes import (
+    REQUEST_HEAD_LIMIT,
+    Unknown,
+    error_response,
+    protocol_error,
+    response_outcome,
+    sniff_verb,
+    verb_class,
+    verb_info,
+)
 from .store import SMART_SUFFIX, BadPath, StorePath, parse_store_path
 
 logger = logging.getLogger(__name__)
@@ -47,8 +58,9 @@ async def check_names(request: Request, ctx: BzrContext, sp: StorePath) -> Respo
     return None
 
 
-def make_transports(ctx: BzrContext, sp: StorePath, writable: bool) -> tuple[Transport, Transport]:
-    root = jailed_transport(str(ctx.store.repository_path(sp.codebase)), readonly=not writable)
+def make_transports(ctx: BzrContext, sp: StorePath, writable: bool, grants: Grants) -> tuple[Transport, Transport]:
+    repository = str(ctx.store.repository_path(sp.codebase))
+    root = jailed_transport(repository, readonly=not writable, may_write=grants.may_write(sp.codebase, repository))
     transport = root.clone(sp.relpath) if sp.relpath else root
     return transport, root
 
@@ -113,20 +125,55 @@ async def smart_endpoint(request: Request, path: str, interface: Interface) -> R
         " with credentials" if "authorization" in request.headers else "",
     )
 
+    client = request.client.host if request.client else None
+    verb_name = verb.decode("utf-8", "replace") if isinstance(verb, bytes) else "?"
+
+    def write_request(worker: str | None) -> WriteRequest:
+        return WriteRequest(
+            interface, worker, client, sp.codebase, sp.campaign, sp.role, verb_name, verb_info(verb_name.encode())
+        )
+
     writable = True
+    worker: str | None = None
+    grants = ANYWHERE
     if interface == "public":
         creds = parse_basic(request.headers.get("authorization"))
         if creds is not None:
-            if not await ctx.credentials.check(get_engine(request), *creds):
+            worker = creds[0]
+            known = ctx.credentials.cached(*creds)
+            if known is None:
+                # Checked before the database is asked: a guessing client costs no bcrypt work.
+                wait = ctx.brake.retry_after(client or "")
+                if wait is not None:
+                    ctx.metrics.requests.labels(interface, kind, "braked").inc()
+                    if verb_kind == "write":
+                        ctx.auditor.refused(write_request(worker), "too many failed authentications")
+                    return text_error(429, "too many failed authentications; try later", {"Retry-After": str(wait)})
+                known = await ctx.credentials.check(get_engine(request), *creds)
+            if known is None:
                 ctx.metrics.requests.labels(interface, kind, "denied").inc()
+                if ctx.brake.failed(client or ""):
+                    logger.warning("%s: %d failed authentications; braked", client, ctx.brake.limit)
+                if verb_kind == "write":
+                    ctx.auditor.refused(write_request(worker), "invalid credentials")
                 return text_error(401, "invalid credentials", CHALLENGE)
+            grants = known
         elif "authorization" in request.headers:
             return text_error(401, "unsupported authorization", CHALLENGE)
         else:
             writable = False
             if verb_kind == "write":
                 ctx.metrics.requests.labels(interface, kind, "challenged").inc()
+                ctx.auditor.refused(write_request(None), "no credentials")
                 return text_error(401, "authentication required to write", CHALLENGE)
+        if verb_kind == "write" and not grants.allows(sp.codebase, sp.campaign):
+            where = sp.codebase + (f"/{sp.campaign}" if sp.campaign else "")
+            reason = f"worker {worker} may not write to {where} (its grants: {grants.describe()})"
+            ctx.metrics.requests.labels(interface, kind, "forbidden").inc()
+            ctx.auditor.refused(write_request(worker), reason)
+            # A smart error names the reason in brz's message ("Permission denied: ...").
+            refusal = error_response(head, b"PermissionDenied", where.encode(), reason.encode())
+            return Response(refusal, media_type="application/octet-stream", headers={"Connection": "close"})
 
     # Write requests on one repository run one at a time, across threads and
     # processes (replicas on a shared volume): a push whose insert commits
@@ -145,8 +192,17 @@ async def smart_endpoint(request: Request, path: str, interface: Interface) -> R
     if ctx.smart_active >= ctx.settings.max_smart_requests:
         ctx.metrics.requests.labels(interface, kind, "busy").inc()
         return text_error(503, "too many smart requests in progress; try again", {"Retry-After": "5"})
+    # Audited: every write that runs. The tip is read around the request
+    # (outside its write lock: a concurrent push may show in between).
+    audited = write_request(worker) if writes else None
+    tip_before = await run_blocking(ctx, read_tip, ctx.store, sp) if audited is not None else None
+
+    def audit(outcome: str) -> None:
+        if audited is not None:
+            ctx.auditor.accepted(audited, outcome, tip_before, lambda: read_tip(ctx.store, sp))
+
     call = SmartCall(
-        lambda: make_transports(ctx, sp, writable),
+        lambda: make_transports(ctx, sp, writable, grants),
         asyncio.get_running_loop(),
         ctx.executor,
         write_lock=lock,
@@ -238,6 +294,7 @@ async def smart_endpoint(request: Request, path: str, interface: Interface) -> R
             held.append(item.data)
             held_size += len(item.data)
             metrics.bytes_out.labels(interface).inc(held_size)
+            audit(outcome)
             return Response(b"".join(held), media_type="application/octet-stream")
         if isinstance(item, BaseException):
             finished = True
@@ -266,6 +323,7 @@ async def smart_endpoint(request: Request, path: str, interface: Interface) -> R
                         break
                     pending = await call.next_item()
                 finished = True
+                audit(outcome)
             finally:
                 if not finished:
                     call.abandon()

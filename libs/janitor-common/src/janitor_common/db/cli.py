@@ -7,11 +7,14 @@ operator points it at the database exactly as they point the services.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import logging
 import sys
+from collections.abc import Iterator
 
 from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..config import CommonSettings, ConfigError, load_settings
@@ -20,7 +23,7 @@ from ..logs import setup_logging
 from ..names import valid_codebase
 from . import migrate
 from .engine import make_sync_engine
-from .models import Codebase, Worker
+from .models import Codebase, Worker, WorkerGrant
 
 
 def _password_from_stdin() -> str:
@@ -31,6 +34,17 @@ def _password_from_stdin() -> str:
         return first
     line = sys.stdin.readline()
     return line.rstrip("\r\n")
+
+
+@contextlib.contextmanager
+def transaction(settings: CommonSettings) -> Iterator[Connection]:
+    """One transaction on the configured database; the engine is closed after it."""
+    engine = make_sync_engine(settings.database_url)
+    try:
+        with engine.begin() as conn:
+            yield conn
+    finally:
+        engine.dispose()
 
 
 def cmd_upgrade(settings: CommonSettings, args: argparse.Namespace) -> int:
@@ -49,16 +63,13 @@ def cmd_add_codebase(settings: CommonSettings, args: argparse.Namespace) -> int:
     if not valid_codebase(args.name):
         print(f"error: invalid codebase name {args.name!r} (lowercase letters, digits, + . -)", file=sys.stderr)
         return 2
-    engine = make_sync_engine(settings.database_url)
     try:
-        with engine.begin() as conn:
+        with transaction(settings) as conn:
             # The platform's schema keeps url and branch_url set together.
             conn.execute(insert(Codebase).values(name=args.name, url=args.url, branch_url=args.url))
     except IntegrityError:
         print(f"error: codebase {args.name} already exists", file=sys.stderr)
         return 1
-    finally:
-        engine.dispose()
     print(f"added codebase {args.name}")
     return 0
 
@@ -73,32 +84,27 @@ def cmd_add_worker(settings: CommonSettings, args: argparse.Namespace) -> int:
     if not password:
         print("error: empty password (give it on standard input)", file=sys.stderr)
         return 2
-    engine = make_sync_engine(settings.database_url)
     try:
-        with engine.begin() as conn:
+        with transaction(settings) as conn:
             hashed = func.crypt(password, func.gen_salt("bf"))
             conn.execute(insert(Worker).values(name=args.name, password=hashed, link=args.link))
             announce_worker_change(conn, args.name)
     except IntegrityError:
         print(f"error: worker {args.name} already exists (remove-worker it first)", file=sys.stderr)
         return 1
-    finally:
-        engine.dispose()
     print(f"added worker {args.name}")
     return 0
 
 
 def cmd_remove_worker(settings: CommonSettings, args: argparse.Namespace) -> int:
-    engine = make_sync_engine(settings.database_url)
     try:
-        with engine.begin() as conn:
+        with transaction(settings) as conn:
+            conn.execute(delete(WorkerGrant).where(WorkerGrant.worker == args.name))
             result = conn.execute(delete(Worker).where(Worker.name == args.name))
             announce_worker_change(conn, args.name)
     except IntegrityError:
         print(f"error: worker {args.name} is referenced by runs and cannot be removed", file=sys.stderr)
         return 1
-    finally:
-        engine.dispose()
     if result.rowcount == 0:
         print(f"error: no such worker: {args.name}", file=sys.stderr)
         return 1
@@ -107,14 +113,71 @@ def cmd_remove_worker(settings: CommonSettings, args: argparse.Namespace) -> int
 
 
 def cmd_list_workers(settings: CommonSettings, args: argparse.Namespace) -> int:
-    engine = make_sync_engine(settings.database_url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(select(Worker.name, Worker.link).order_by(Worker.name)).all()
-    finally:
-        engine.dispose()
+    with transaction(settings) as conn:
+        rows = conn.execute(select(Worker.name, Worker.link).order_by(Worker.name)).all()
+        grants = conn.execute(
+            select(WorkerGrant.worker, WorkerGrant.codebase, WorkerGrant.campaign).order_by(
+                WorkerGrant.worker, WorkerGrant.codebase, WorkerGrant.campaign
+            )
+        ).all()
+    by_worker: dict[str, list[str]] = {}
+    for worker, codebase, campaign in grants:
+        by_worker.setdefault(worker, []).append(f"codebase={codebase} campaign={campaign}")
     for name, link in rows:
-        print(f"{name}\t{link}" if link else name)
+        where = "; ".join(by_worker.get(name, [])) or "anywhere"
+        print("\t".join([name, link or "-", f"writes: {where}"]))
+    return 0
+
+
+def _worker_exists(conn: Connection, name: str) -> bool:
+    return conn.execute(select(Worker.name).where(Worker.name == name)).first() is not None
+
+
+def _check_pattern(kind: str, pattern: str) -> str | None:
+    if not pattern or len(pattern) > 200 or "/" in pattern or not pattern.isprintable():
+        return f"invalid {kind} pattern {pattern!r} (a glob such as 'a*' or 'lintian-*', no '/')"
+    return None
+
+
+def cmd_grant(settings: CommonSettings, args: argparse.Namespace) -> int:
+    problem = _check_pattern("codebase", args.codebase) or _check_pattern("campaign", args.campaign)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    with transaction(settings) as conn:
+        if not _worker_exists(conn, args.worker):
+            print(f"error: no such worker: {args.worker}", file=sys.stderr)
+            return 1
+        conn.execute(
+            pg_insert(WorkerGrant)
+            .values(worker=args.worker, codebase=args.codebase, campaign=args.campaign, created_at=func.now())
+            .on_conflict_do_nothing()
+        )
+        announce_worker_change(conn, args.worker)
+    print(f"{args.worker} may write to codebases {args.codebase!r}, campaigns {args.campaign!r}")
+    return 0
+
+
+def cmd_revoke(settings: CommonSettings, args: argparse.Namespace) -> int:
+    with transaction(settings) as conn:
+        if not _worker_exists(conn, args.worker):
+            print(f"error: no such worker: {args.worker}", file=sys.stderr)
+            return 1
+        query = delete(WorkerGrant).where(WorkerGrant.worker == args.worker)
+        if not args.all:
+            query = query.where(WorkerGrant.codebase == args.codebase, WorkerGrant.campaign == args.campaign)
+        removed = conn.execute(query).rowcount
+        left = conn.execute(
+            select(func.count()).select_from(WorkerGrant).where(WorkerGrant.worker == args.worker)
+        ).scalar_one()
+        announce_worker_change(conn, args.worker)
+    if removed == 0:
+        print(f"error: {args.worker} has no such grant (list-workers shows them)", file=sys.stderr)
+        return 1
+    print(f"revoked {removed} grant(s) of {args.worker}")
+    if left == 0:
+        # No grant left means no limit: say so, as it widens what the worker may do.
+        print(f"note: {args.worker} has no grants left, so it may write anywhere again (remove-worker to stop it)")
     return 0
 
 
@@ -149,7 +212,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.set_defaults(func=cmd_remove_worker)
 
-    p = sub.add_parser("list-workers", help="list worker accounts")
+    p = sub.add_parser(
+        "grant",
+        help="let a worker write to matching codebases and campaigns in bzr-store; "
+        "a worker with no grants writes anywhere, one with grants only where one matches",
+    )
+    p.add_argument("worker")
+    p.add_argument("--codebase", default="*", metavar="PATTERN", help="glob of codebase names (default: *)")
+    p.add_argument("--campaign", default="*", metavar="PATTERN", help="glob of campaign names (default: *)")
+    p.set_defaults(func=cmd_grant)
+
+    p = sub.add_parser("revoke", help="remove a grant given with the same patterns (or --all)")
+    p.add_argument("worker")
+    p.add_argument("--codebase", default="*", metavar="PATTERN", help="the grant's codebase pattern (default: *)")
+    p.add_argument("--campaign", default="*", metavar="PATTERN", help="the grant's campaign pattern (default: *)")
+    p.add_argument("--all", action="store_true", help="remove every grant of the worker")
+    p.set_defaults(func=cmd_revoke)
+
+    p = sub.add_parser("list-workers", help="list worker accounts: name, link, where each may write")
     p.set_defaults(func=cmd_list_workers)
     return parser
 

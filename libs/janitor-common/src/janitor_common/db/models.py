@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ARRAY, Boolean, DateTime, ForeignKey, Index, Integer, Text, text
+from sqlalchemy import ARRAY, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, Text, text
 from sqlalchemy.dialects.postgresql import JSON
 from sqlalchemy.dialects.postgresql import base as postgresql_base
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -124,3 +124,35 @@ class AutoUpload(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     uploaded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WorkerGrant(Base):
+    """Where a worker may write in bzr-store (migration 0004): glob patterns; no row at all means anywhere."""
+
+    __tablename__ = "worker_grant"
+
+    worker: Mapped[str] = mapped_column(Text, primary_key=True)
+    codebase: Mapped[str] = mapped_column(Text, primary_key=True, default="*")
+    campaign: Mapped[str] = mapped_column(Text, primary_key=True, default="*")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class BzrWriteAudit(Base):
+    """One row per write request bzr-store accepted (migration 0004); append-only."""
+
+    __tablename__ = "bzr_write_audit"
+    __table_args__ = (Index("bzr_write_audit_at_idx", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    interface: Mapped[str] = mapped_column(Text)
+    worker: Mapped[str | None] = mapped_column(Text)
+    client: Mapped[str | None] = mapped_column(Text)
+    codebase: Mapped[str] = mapped_column(Text)
+    campaign: Mapped[str | None] = mapped_column(Text)
+    role: Mapped[str | None] = mapped_column(Text)
+    verb: Mapped[str] = mapped_column(Text)
+    verb_class: Mapped[str] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(Text)
+    tip_before: Mapped[str | None] = mapped_column(Text)
+    tip_after: Mapped[str | None] = mapped_column(Text)
