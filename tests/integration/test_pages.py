@@ -122,7 +122,7 @@ def test_every_page_loads_cleanly_and_every_link_works(demo_stack: DemoStack, br
     assert "Priority" in browser.find_element(By.TAG_NAME, "main").text
     # What the platform's site fetches to embed in its own page stays a fragment.
     fragment = httpx.get(debdiff, headers={"Accept": "text/html"}, timeout=30)
-    assert fragment.status_code == 200 and "<h3>" in fragment.text and "<html" not in fragment.text
+    assert fragment.status_code == 200 and "<h4>" in fragment.text and "<html" not in fragment.text
     browser.get(branch)
     command = browser.find_element(By.CSS_SELECTOR, "code.command").text
     assert command == "brz branch bzr+http://127.0.0.1:9930/bzr/demo/lintian-fixes/main"

@@ -17,6 +17,7 @@ from .limits import Limits, run_tool
 WDIFF_RE = re.compile(r"\[-(.*?)-\]|\{\+(.*?)\+\}")
 CONTROL_TITLE_RE = re.compile(r"^Control files(?: of package (?P<package>\S+))?: lines which differ \(wdiff format\)$")
 BORING_FIELDS = ("Version", "Installed-Size")
+VERDICT_RE = re.compile(r"^(No differences were encountered between the control files of package) (.*)$")
 
 
 class DebdiffError(Exception):
@@ -114,53 +115,94 @@ def _md_escape(text: str) -> str:
 
 
 def render_markdown(text: str) -> str:
-    """Sections as headings; wdiff changes kept as GitLab-style ``[-old-]`` / ``{+new+}``."""
+    """The platform's Markdown: ``###`` titles, wdiff lines as a list, other sections as code blocks.
+
+    wdiff changes stay GitLab-style ``[-old-]`` / ``{+new+}``; ``://`` gets a
+    zero-width space so GitLab does not turn a URL into a link and lose the
+    highlighting. List lines are escaped; code blocks need no escaping.
+    """
     out: list[str] = []
     for section in parse_sections(text):
         if section.title is not None:
-            out += [f"### {_md_escape(section.title)}", ""]
-        in_list = False
-        for line in section.lines:
-            if not line.strip():
-                if in_list:
-                    out.append("")
-                    in_list = False
-                continue
-            if line.startswith("[") and line.rstrip().endswith("]") and section.title is None:
-                out += [f"*{_md_escape(line.strip('[]'))}*", ""]
-                continue
-            escaped = WDIFF_RE.sub(
-                lambda m: f"[-{m.group(1)}-]" if m.group(1) is not None else f"{{+{m.group(2)}+}}",
-                _md_escape(line).replace("://", "&#8203;://"),
-            )
-            out.append(f"* {escaped}")
-            in_list = True
+            out.append(f"### {_md_escape(section.title)}")
+            if CONTROL_TITLE_RE.match(section.title):
+                out += [f"* {_md_escape(line).replace('://', '&#8203;://')}" for line in section.lines if line.strip()]
+            else:
+                body = list(section.lines)
+                while body and not body[-1].strip():
+                    body.pop()
+                out += [f"    {line}" for line in body]
+            continue
         out.append("")
-    return "\n".join(out).rstrip("\n") + "\n"
+        for line in section.lines:
+            m = VERDICT_RE.match(line)
+            out.append(f"{m[1]} **{_md_escape(m[2])}**" if m else _md_escape(line) if line.strip() else "")
+        while out and out[-1] == "":
+            out.pop()
+    return "\n".join(out).strip("\n") + "\n"
+
+
+# The platform's markup for a wdiff change, which the site's pages style.
+DELETED = '<span style="color:red;font-weight:bold">{}</span>'
+INSERTED = '<span style="color:green;font-weight:bold">{}</span>'
+
+
+def _wdiff_html(text: str) -> str:
+    parts: list[str] = []
+    pos = 0
+    for m in WDIFF_RE.finditer(text):
+        parts.append(html.escape(text[pos : m.start()]))
+        if m.group(1) is not None:
+            parts.append(DELETED.format(html.escape(m.group(1))))
+        else:
+            parts.append(INSERTED.format(html.escape(m.group(2))))
+        pos = m.end()
+    parts.append(html.escape(text[pos:]))
+    return "".join(parts)
+
+
+def _fields(lines: list[str]) -> list[list[str]]:
+    """A control section's lines grouped by field (continuation lines start with a space)."""
+    fields: list[list[str]] = []
+    for line in lines:
+        if not line.strip():
+            continue
+        if fields and line.startswith(" "):
+            fields[-1].append(line)
+        else:
+            fields.append([line])
+    return fields
 
 
 def render_html(text: str) -> str:
-    """A fragment: sections as headings, wdiff changes as ``<del>`` / ``<ins>``, all escaped."""
-    out: list[str] = ['<div class="debdiff">']
+    """A fragment in the platform's markup: ``<h4>`` titles, a ``<ul>`` of wdiff fields, ``<pre>``, ``<p>``.
+
+    The site styles that markup, so it is kept; unlike the platform's, every
+    piece of debdiff's text is escaped (a file name or a field is not HTML).
+    """
+    out: list[str] = []
     for section in parse_sections(text):
         if section.title is not None:
-            out.append(f"<h3>{html.escape(section.title)}</h3>")
-        body = [line for line in section.lines if line.strip()]
-        if not body:
+            out.append(f"<h4>{html.escape(section.title)}</h4>")
+            if CONTROL_TITLE_RE.match(section.title):
+                out.append("<ul>")
+                out += [f"<li><pre>{_wdiff_html(chr(10).join(field))}</pre></li>" for field in _fields(section.lines)]
+                out.append("</ul>")
+            else:
+                body = list(section.lines)
+                while body and not body[-1].strip():
+                    body.pop()
+                out += ["<pre>", *(html.escape(line) for line in body), "</pre>"]
             continue
-        out.append("<pre>")
-        for line in body:
-            parts: list[str] = []
-            pos = 0
-            for m in WDIFF_RE.finditer(line):
-                parts.append(html.escape(line[pos : m.start()]))
-                if m.group(1) is not None:
-                    parts.append(f'<del class="deletion">{html.escape(m.group(1))}</del>')
-                else:
-                    parts.append(f'<ins class="insertion">{html.escape(m.group(2))}</ins>')
-                pos = m.end()
-            parts.append(html.escape(line[pos:]))
-            out.append("".join(parts))
-        out.append("</pre>")
-    out.append("</div>")
+        out.append("<p>")
+        for line in section.lines:
+            if line.strip():
+                m = VERDICT_RE.match(line)
+                out.append(f"{m[1]} <b>{html.escape(m[2])}</b>" if m else html.escape(line))
+            else:
+                out += ["</p>", "<p>"]
+        if out[-1] == "<p>":
+            out.pop()
+        else:
+            out.append("</p>")
     return "\n".join(out) + "\n"

@@ -78,7 +78,6 @@ async def run_diffoscope(
                 "source2": "/dev/null",
                 "comments": ["Package only in the old run"],
                 "unified_diff": None,
-                "details": [],
             }
         )
     for deb in pairing.added:
@@ -88,7 +87,6 @@ async def run_diffoscope(
                 "source2": deb.path.name,
                 "comments": ["Package only in the new run"],
                 "unified_diff": None,
-                "details": [],
             }
         )
     return {
@@ -151,33 +149,53 @@ def _filter_udiff(udiff: str, old_version: str, new_version: str, display: str) 
 
 
 def _filter_detail(detail: dict[str, Any], old_version: str, new_version: str, display: str) -> bool:
-    """Filter in place; False when nothing is left."""
+    """Filter in place; False when no difference is left.
+
+    As the platform's filter does, a difference that keeps neither a diff nor
+    a sub-difference goes, even with comments (such as ``./md5sums``'s
+    "Files in package differ", said of files shown elsewhere); ``details``
+    is left out when empty, as diffoscope itself writes it.
+    """
     if isinstance(detail.get("source1"), str):
         detail["source1"] = detail["source1"].replace(old_version, display)
     if isinstance(detail.get("source2"), str):
         detail["source2"] = detail["source2"].replace(new_version, display)
     if detail.get("unified_diff"):
         detail["unified_diff"] = _filter_udiff(detail["unified_diff"], old_version, new_version, display)
-    kept = []
-    for sub in detail.get("details") or []:
-        if sub.get("source1") in BORING_FIELDS and sub.get("source2") in BORING_FIELDS:
-            continue
-        if str(sub.get("source1", "")).endswith(".buildinfo") and str(sub.get("source2", "")).endswith(".buildinfo"):
-            continue
-        if _filter_detail(sub, old_version, new_version, display):
-            kept.append(sub)
-    detail["details"] = kept
-    return bool(detail.get("unified_diff") or kept or detail.get("comments"))
+    kept = [
+        sub
+        for sub in detail.get("details") or []
+        if not _boring(sub) and _filter_detail(sub, old_version, new_version, display)
+    ]
+    if kept:
+        detail["details"] = kept
+    else:
+        detail.pop("details", None)
+    return bool(detail.get("unified_diff") or kept)
+
+
+def _boring(detail: dict[str, Any]) -> bool:
+    source1, source2 = str(detail.get("source1", "")), str(detail.get("source2", ""))
+    if source1 in BORING_FIELDS and source2 in BORING_FIELDS:
+        return True
+    return source1.endswith(".buildinfo") and source2.endswith(".buildinfo")
 
 
 def filter_boring(diff: dict[str, Any], old_version: str, new_version: str) -> dict[str, Any]:
+    """Version-only noise removed below the top level, whose labels stay as they are (as the platform's do).
+
+    A package present in one run only has no diff to filter and stays.
+    """
     result = copy.deepcopy(diff)
     display = re.sub(r"~[^~]*$", "", new_version)
-    for key in ("source1", "source2"):
-        result[key] = result.get(key, "")
-    _filter_detail(result, old_version, new_version, display)
-    result["source1"] = f"{result['source1']} (filtered)"
-    result["source2"] = f"{result['source2']} (filtered)"
+    kept = []
+    for detail in result.get("details") or []:
+        if _boring(detail):
+            continue
+        changed = _filter_detail(detail, old_version, new_version, display)
+        if changed or "/dev/null" in (detail.get("source1"), detail.get("source2")):
+            kept.append(detail)
+    result["details"] = kept
     return result
 
 
