@@ -5,44 +5,17 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
+from janitor_dev.bzrhistory import make_history, no_smart_plugin
+
 from .conftest import BRZ, BzrStore, add_codebase
 
 Brz = Callable[..., subprocess.CompletedProcess[str]]
-
-# A brz plugin that removes the smart-protocol prober: brz then reads
-# http:// URLs as files, as a client without the smart protocol does.
-NO_SMART_PLUGIN = """
-from breezy.bzr import RemoteBzrProber
-from breezy.controldir import ControlDirFormat
-
-ControlDirFormat.unregister_prober(RemoteBzrProber)
-"""
-
-# Commits made through Breezy's API: a few hundred in seconds, where brz
-# commit takes a third of a second each.
-HISTORY_SCRIPT = """
-import sys
-import breezy
-import breezy.bzr
-from breezy.controldir import ControlDir, format_registry
-
-with breezy.initialize():
-    tree = ControlDir.create_standalone_workingtree(sys.argv[1], format_registry.make_controldir("2a"))
-    for i in range(int(sys.argv[2])):
-        path = f"file{i % 20}.txt"
-        with open(f"{sys.argv[1]}/{path}", "a") as f:
-            f.write(f"line {i}\\n" * (i % 7 + 1))
-        if i < 20:
-            tree.add([path])
-        tree.commit(f"commit {i}", committer="Test <t@example.com>", timestamp=1700000000 + i, timezone=0)
-"""
 
 
 def plain_get_count(store: BzrStore) -> float:
@@ -57,7 +30,7 @@ def long_history(bzr_store: BzrStore, tmp_path_factory: pytest.TempPathFactory) 
     """omega/unchanged/main with 300 revisions; the local tree it was pushed from."""
     add_codebase(bzr_store.database_url, "omega")
     work = tmp_path_factory.mktemp("history") / "work"
-    subprocess.run([sys.executable, "-c", HISTORY_SCRIPT, str(work), "300"], check=True)
+    make_history(work, 300)
     home = work.parent / "home"
     home.mkdir()
     subprocess.run(
@@ -73,15 +46,12 @@ def long_history(bzr_store: BzrStore, tmp_path_factory: pytest.TempPathFactory) 
 def test_plain_http_branch_gives_the_same_history(
     bzr_store: BzrStore, brz: Brz, long_history: Path, tmp_path: Path
 ) -> None:
-    plugin = tmp_path / "plugins" / "nosmart"
-    plugin.mkdir(parents=True)
-    (plugin / "__init__.py").write_text(NO_SMART_PLUGIN)
     url = f"{bzr_store.public_url}/bzr/omega/unchanged/main"
 
     before = plain_get_count(bzr_store)
     env = {
         **os.environ,
-        "BRZ_PLUGINS_AT": f"nosmart@{plugin}",
+        "BRZ_PLUGINS_AT": no_smart_plugin(tmp_path / "plugins"),
         "BRZ_HOME": str(tmp_path),
         "BRZ_PLUGIN_PATH": "-site:-user",
     }

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +17,7 @@ from janitor_dev.testing import asgi_client
 from janitor_differ.app import create_app
 from janitor_differ.cache import PAIR, CacheKey, DiffCache
 
-from .conftest import OLD_VERSION, World, add_run, build_old, differ_settings
+from .conftest import OLD_VERSION, World, add_run, build_old, calls, differ_settings
 
 
 def test_entry_names_do_not_collide() -> None:
@@ -119,3 +121,37 @@ async def test_cache_that_cannot_be_written_still_serves(
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
     # Nothing half-written was left.
     assert not [p for p in small_fs.rglob("*") if p.is_file() and p.name != "filler"]
+
+
+async def test_the_platforms_cache_is_read_and_can_be_written(world: World, redis_url: str) -> None:
+    """A cache volume the platform's differ filled is served as it is; with the setting, ours fills it too."""
+    platform_debdiff = world.cache / "debdiff" / "old-run_new-run"
+    platform_diffoscope = world.cache / "diffoscope" / "old-run_new-run.json"
+    platform_debdiff.parent.mkdir(parents=True)
+    platform_diffoscope.parent.mkdir(parents=True)
+    platform_debdiff.write_text("Files in second .changes but not in first\n---\nfrom the platform's cache\n")
+    platform_diffoscope.write_text(
+        '{"diffoscope-json-version": 1, "source1": "a", "source2": "b", "unified_diff": null, "details": '
+        '[{"source1": "x", "source2": "y", "unified_diff": "@@ -1 +1 @@\\n-from the platform\\n+cache\\n"}]}'
+    )
+    app = create_app(differ_settings(world, redis_url), subscribe=False)
+    async with asgi_client(app) as client:
+        debdiff = await client.get("/debdiff/old-run/new-run", headers={"Accept": "text/plain"})
+        assert debdiff.status_code == 200 and "from the platform's cache" in debdiff.text
+        diffoscope = await client.get("/diffoscope/old-run/new-run", headers={"Accept": "application/json"})
+        assert diffoscope.json()["details"][0]["source1"] == "x"
+    assert not calls(world, "debdiff") and not calls(world, "diffoscope")
+
+    platform_debdiff.unlink()
+    platform_diffoscope.unlink()
+    for entry in world.cache.glob("*_old-run_new-run"):
+        shutil.rmtree(entry)
+    app = create_app(differ_settings(world, redis_url, platform_cache_layout=True), subscribe=False)
+    async with asgi_client(app) as client:
+        debdiff = await client.get("/debdiff/old-run/new-run", headers={"Accept": "text/plain"})
+        assert "added-file.txt" in debdiff.text
+        assert (await client.get("/diffoscope/old-run/new-run", headers={"Accept": "application/json"})).json()
+    assert platform_debdiff.read_text() == debdiff.text
+    assert json.loads(platform_diffoscope.read_text())["details"]
+    # Ids with underscores have no unambiguous place there: nothing is read or written for them.
+    assert CacheKey("debdiff", "k_a", "b").platform_place is None

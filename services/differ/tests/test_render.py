@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from janitor_differ.debdiff import render_html, render_markdown
 from janitor_differ.diffoscope import filter_boring
 
@@ -65,7 +67,7 @@ def test_markdown_has_the_platforms_shape() -> None:
 
 def test_diffoscope_filter_keeps_labels_and_drops_comment_only_entries() -> None:
     old, new = "1.0-1~jan+unchanged1", "1.0-2~jan+lint1"
-    diff = {
+    diff: dict[str, Any] = {
         "source1": f"hello version {old} (unchanged)",
         "source2": f"hello version {new} (lintian-fixes)",
         "unified_diff": None,

@@ -41,7 +41,11 @@ def create_app(settings: DifferSettings, *, subscribe: bool = True) -> FastAPI:
             settings=settings,
             engine=state["engine"],
             artifacts=get_artifact_manager(artifact_location),
-            cache=DiffCache(cache_location(settings), metrics.cache_write_failures),
+            cache=DiffCache(
+                cache_location(settings),
+                metrics.cache_write_failures,
+                platform_layout=settings.platform_cache_layout,
+            ),
             metrics=metrics,
         )
         precacher = Precacher(

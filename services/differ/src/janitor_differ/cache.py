@@ -14,6 +14,13 @@ one; ids without underscores (the platform's UUIDs) keep the platform's
 names. Each entry also holds a ``pair`` file naming its tool and runs,
 checked before anything in it is served.
 
+The platform's differ keeps ``CACHE/debdiff/{old}_{new}`` and
+``CACHE/diffoscope/{old}_{new}.json``: a raw result missing here is looked
+for there, so a cache volume the platform's differ filled is reused as it
+is (only for ids without underscores, whose names there cannot collide),
+and with ``platform_layout`` raw results are also written there, so the
+platform's differ can be swapped back in.
+
 The cache is an optimisation: a failed write (full or read-only disk, an
 S3 error) is logged once per kind of failure and counted, and the computed
 answer is served all the same.
@@ -39,6 +46,9 @@ T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
 PAIR = "pair"
+RAW = "raw"
+# Where the platform's differ keeps a tool's raw result: directory, file name pattern.
+PLATFORM_LAYOUT = {"debdiff": ("debdiff", "{}_{}"), "diffoscope": ("diffoscope", "{}_{}.json")}
 # Longer entry names (ids near their 255-character limit) are hashed.
 MAX_ENTRY_NAME = 200
 
@@ -65,6 +75,14 @@ class CacheKey:
         """An entry written before ``pair`` files existed is this pair's own (no id had an underscore)."""
         return "_" not in self.old_id and "_" not in self.new_id and len(self.entry) <= MAX_ENTRY_NAME
 
+    @property
+    def platform_place(self) -> tuple[str, str] | None:
+        """(directory, file name) of this pair's raw result in the platform's layout, if it has one."""
+        layout = PLATFORM_LAYOUT.get(self.tool)
+        if layout is None or not self.legacy_safe:
+            return None
+        return layout[0], layout[1].format(self.old_id, self.new_id)
+
 
 def _escape(run_id: str) -> str:
     return run_id.replace("_", "__")
@@ -76,8 +94,9 @@ def rendering_name(media_type: str, filtered: bool) -> str:
 
 
 class DiffCache:
-    def __init__(self, location: str, write_failures: Counter | None = None) -> None:
+    def __init__(self, location: str, write_failures: Counter | None = None, *, platform_layout: bool = False) -> None:
         self.location = location
+        self.platform_layout = platform_layout
         self.store: ArtifactManager = get_artifact_manager(location)
         self.write_failures = write_failures
         self._inflight: dict[tuple[CacheKey, str], asyncio.Future[bytes]] = {}
@@ -116,10 +135,26 @@ class DiffCache:
 
     async def get(self, key: CacheKey, name: str) -> bytes | None:
         data = await self._read(key, name)
-        if data is None or not await self._verify(key):
+        if data is None and name == RAW:
+            data = await self._read_platform(key)
+        elif data is not None and not await self._verify(key):
+            return None
+        if data is None:
             return None
         self._seen.add((key, name))
         return data
+
+    async def _read_platform(self, key: CacheKey) -> bytes | None:
+        place = key.platform_place
+        if place is None:
+            return None
+        try:
+            return await self.store.get(*place)
+        except ArtifactsMissing:
+            return None
+        except OSError as e:
+            logger.warning("platform cache file %s/%s unreadable (%s); recomputing", *place, e)
+            return None
 
     async def put(self, key: CacheKey, name: str, data: bytes) -> None:
         """Store ``data``; raises what the backend raises (see ``put_quietly``)."""
@@ -138,6 +173,11 @@ class DiffCache:
             await self.store.store(key.entry, Path(tmp), names)
         self._verified.add(key)
         self._seen.add((key, name))
+        place = key.platform_place
+        if name == RAW and self.platform_layout and place is not None:
+            with tempfile.TemporaryDirectory(prefix="differ-cache-") as tmp:
+                await asyncio.to_thread(Path(tmp, place[1]).write_bytes, data)
+                await self.store.store(place[0], Path(tmp), [place[1]])
 
     async def put_quietly(self, key: CacheKey, name: str, data: bytes) -> bool:
         """``put``, but a failure is logged (once per kind) and counted, not raised."""

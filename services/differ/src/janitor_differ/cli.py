@@ -30,6 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--task-timeout", type=float, metavar="S", help="time limit per diff in seconds (default: 60)")
     parser.add_argument("--diffoscope-command", metavar="CMD", help="diffoscope executable (default: diffoscope)")
+    parser.add_argument(
+        "--platform-cache-layout",
+        action="store_true",
+        default=None,
+        help="also write raw results where the platform's differ keeps them (CACHE/debdiff/OLD_NEW, "
+        "CACHE/diffoscope/OLD_NEW.json); they are read from there in any case",
+    )
     return parser
 
 

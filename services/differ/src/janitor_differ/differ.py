@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from janitor_common.artifacts import ArtifactManager, ArtifactsMissing
 
 from . import debdiff, diffoscope
-from .cache import CacheKey, DiffCache, rendering_name
+from .cache import RAW, CacheKey, DiffCache, rendering_name
 from .debs import Deb, check_debs, fetch_debs, is_binary_package, pair_debs
 from .limits import Limits
 from .memory_cache import BytesLRU, TTLCache
@@ -31,7 +31,6 @@ logger = logging.getLogger(__name__)
 # what the platform's differ answers it, since the site forwards such requests.
 DEBDIFF_TYPES = ["text/html", "text/plain", "text/x-diff", "text/markdown"]
 DIFFOSCOPE_TYPES = ["text/markdown", "text/plain", "application/json", "text/html"]
-RAW = "raw"
 
 
 def _valid_json(data: bytes) -> bool:

@@ -11,6 +11,8 @@ class DifferSettings(CommonSettings):
     port: int = 9920
     # Where results are cached: a directory, s3://BUCKET/PREFIX or gs://BUCKET/PREFIX.
     cache_path: str = "differ-cache"
+    # Also write raw results in the platform's differ's layout (always read from it).
+    platform_cache_layout: bool = False
     task_memory_limit: int = 1500  # MB of address space per diff subprocess
     task_timeout: float = 60.0  # seconds per diff subprocess
     diffoscope_command: str = "diffoscope"
