@@ -11,7 +11,7 @@ VPY := $(VENV)/bin/python
 PACKAGES := libs/janitor-common libs/janitor-dev services/bzr-store services/differ services/auto-upload
 SRC_DIRS := libs/janitor-common/src libs/janitor-dev/src services/bzr-store/src services/differ/src services/auto-upload/src
 # Only directories that exist: a fresh clone has no empty ones.
-TEST_DIRS := $(wildcard libs/janitor-common/tests services/bzr-store/tests services/differ/tests services/auto-upload/tests tests/deploy tests/integration)
+TEST_DIRS := $(wildcard libs/janitor-common/tests services/bzr-store/tests services/differ/tests services/auto-upload/tests tests/deploy tests/integration tests/compat)
 LINT_DIRS := $(SRC_DIRS) $(TEST_DIRS) $(wildcard bench scripts/*.py)
 
 .PHONY: all help system-deps install lock run test unit lint format bench clean k8s-check wheels compose-test fuzz proto

@@ -25,9 +25,9 @@ from schemathesis.core.result import Err
 
 from janitor_bzr_store.app import create_apps
 from janitor_bzr_store.settings import BzrStoreSettings
+from janitor_dev.suite import Suite
 
 from . import test_suite
-from .test_suite import Suite
 
 suite = test_suite.suite  # the whole-suite fixture, started once for this module
 

@@ -10,166 +10,30 @@ artifact store, and publishes ``result`` messages.
 from __future__ import annotations
 
 import base64
-import json
 import os
-import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
-import redis
 
 from janitor_dev.debbuild import build_upload
-from janitor_dev.demo import ensure_signing_key
-from janitor_dev.devstack import Postgres, RedisServer, free_port
-from janitor_dev.testing import ServiceProcess, console_script, service_env, world_traversable_tmpdir
+from janitor_dev.suite import Suite, running_suite
+from janitor_dev.testing import console_script
 
 WORKER, PASSWORD = "runner-1", "s3cret pass"
-CONF = """\
-database_location: "{database_url}"
-redis_location: "{redis_url}"
-artifact_location: "{artifacts}"
-campaign {{
-  name: "lintian-fixes"
-  debian_build {{ build_distribution: "lintian-fixes" }}
-}}
-campaign {{
-  name: "unchanged"
-  debian_build {{ build_distribution: "unchanged" }}
-}}
-"""
-
-
-@dataclass
-class Suite:
-    base: Path
-    pg: Postgres
-    redis: RedisServer
-    database_url: str
-    artifacts: Path
-    cache: Path
-    incoming: Path
-    urls: dict[str, str]  # service name -> base URL (admin side)
-    public_url: str
-    processes: dict[str, ServiceProcess] = field(default_factory=dict)
-
-    def ready(self) -> dict[str, int]:
-        out = {}
-        for name, url in self.urls.items():
-            try:
-                out[name] = httpx.get(f"{url}/ready", timeout=5).status_code
-            except httpx.TransportError:
-                out[name] = -1
-        return out
-
-    def publish(self, message: dict[str, object]) -> int:
-        client = redis.Redis.from_url(self.redis.url)
-        try:
-            return int(client.publish("result", json.dumps(message)))
-        finally:
-            client.close()
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {name}\n{p.log()[-3000:]}" for name, p in self.processes.items())
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str, suite: Suite | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}" + (f"\n{suite.logs()}" if suite else ""))
-        time.sleep(0.1)
-
-
-def run_cli(argv: list[str], env: dict[str, str], stdin: str | None = None) -> None:
-    done = subprocess.run(argv, env=env, input=stdin, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, f"{argv[0]}: {done.stderr}"
 
 
 @pytest.fixture(scope="module")
 def suite() -> Iterator[Suite]:
-    base = world_traversable_tmpdir("janitor-suite-")  # PostgreSQL runs as postgres when we are root
-    pg = Postgres(base / "pg", free_port(), fast=True)
-    redis_server = RedisServer(base / "redis", free_port())
-    pg.init()
-    pg.start()
-    redis_server.start()
-    processes: dict[str, ServiceProcess] = {}
-    try:
-        database_url = pg.create_database("janitor")
-        artifacts, cache, incoming, gnupg = base / "artifacts", base / "cache", base / "incoming", base / "gnupg"
-        for d in (artifacts, cache, incoming, base / "bzr"):
-            d.mkdir()
-        conf = base / "janitor.conf"
-        conf.write_text(CONF.format(database_url=database_url, redis_url=redis_server.url, artifacts=artifacts))
-        dput_cf = base / "dput.cf"
-        dput_cf.write_text(f"[archive]\nmethod = local\nincoming = {incoming}\nallow_unsigned_uploads = 0\n")
-        keyid = ensure_signing_key(gnupg)
-
-        env = service_env(JANITOR_CONFIG=str(conf), GNUPGHOME=str(gnupg), JANITOR_CATCHUP_INTERVAL="2")
-        run_cli([console_script("janitor-db"), "upgrade"], env)
-        run_cli([console_script("janitor-db"), "add-worker", WORKER], env, stdin=PASSWORD + "\n")
-        with psycopg.connect(database_url, autocommit=True) as conn:
+    with running_suite("janitor-suite-", env={"JANITOR_CATCHUP_INTERVAL": "2"}) as suite:
+        suite.cli([console_script("janitor-db"), "add-worker", WORKER], stdin=PASSWORD + "\n")
+        with psycopg.connect(suite.database_url, autocommit=True) as conn:
             conn.execute("INSERT INTO codebase (name) VALUES ('foo')")
-
-        ports = {name: free_port() for name in ("bzr-store", "differ", "auto-upload")}
-        public = free_port()
-        argvs = {
-            "bzr-store": [
-                console_script("janitor-bzr-store"),
-                "--vcs-path",
-                str(base / "bzr"),
-                "--public-port",
-                str(public),
-            ],
-            "differ": [console_script("janitor-differ"), "--cache-path", str(cache)],
-            "auto-upload": [
-                console_script("janitor-auto-upload"),
-                "serve",
-                "--dput-host",
-                "archive",
-                "--dput-config",
-                str(dput_cf),
-                "--debsign-keyid",
-                keyid,
-                "--distribution",
-                "lintian-fixes",
-                "--state-dir",
-                str(base / "upload-state"),
-            ],
-        }
-        urls = {}
-        for name, argv in argvs.items():
-            url = f"http://127.0.0.1:{ports[name]}"
-            proc = ServiceProcess(
-                [*argv, "--port", str(ports[name]), "--config", str(conf)], env, f"{url}/health", base / f"{name}.log"
-            )
-            processes[name] = proc
-            proc.start()
-            urls[name] = url
-        yield Suite(
-            base,
-            pg,
-            redis_server,
-            database_url,
-            artifacts,
-            cache,
-            incoming,
-            urls,
-            f"http://127.0.0.1:{public}",
-            processes,
-        )
-    finally:
-        for proc in processes.values():
-            proc.stop()
-        redis_server.stop()
-        pg.stop()
-        shutil.rmtree(base, ignore_errors=True)
+        yield suite
 
 
 def add_run(
@@ -249,8 +113,8 @@ def test_result_is_precached_and_uploaded(suite: Suite) -> None:
     def precached() -> bool:
         return all((suite.cache / f"{tool}_control-1_changed-1" / "raw").exists() for tool in ("debdiff", "diffoscope"))
 
-    wait_until(precached, 120, "differ precached the pair", suite)
-    wait_until(lambda: uploaded(suite, "1.0+jan1"), 60, "auto-upload uploaded the build", suite)
+    suite.wait_until(precached, 120, "differ precached the pair")
+    suite.wait_until(lambda: uploaded(suite, "1.0+jan1"), 60, "auto-upload uploaded the build")
     verify = subprocess.run(
         ["gpg", "--verify", str(suite.incoming / "foo_1.0+jan1_source.changes")],
         env={**os.environ, "GNUPGHOME": str(suite.base / "gnupg")},
@@ -270,18 +134,18 @@ def test_redis_and_postgres_restarts(suite: Suite) -> None:
     suite.redis.stop()
     # bzr-store does not use Redis: it stays ready.
     without_redis = {"bzr-store": 200, "differ": 503, "auto-upload": 503}
-    wait_until(lambda: suite.ready() == without_redis, 30, "/ready 503 without Redis where it is used", suite)
+    suite.wait_until(lambda: suite.ready() == without_redis, 30, "/ready 503 without Redis where it is used")
     suite.redis.start()
-    wait_until(lambda: suite.ready() == all_ok, 30, "/ready 200 with Redis back", suite)
+    suite.wait_until(lambda: suite.ready() == all_ok, 30, "/ready 200 with Redis back")
     # The listeners are back: a message now is acted on.
     add_run(suite, "changed-2", "lintian-fixes", "1.0+jan2", "rev-2")
-    wait_until(lambda: suite.publish(result("changed-2", "lintian-fixes", "rev-2")) == 2, 30, "resubscribed", suite)
-    wait_until(lambda: uploaded(suite, "1.0+jan2"), 60, "upload after Redis came back", suite)
+    suite.wait_until(lambda: suite.publish(result("changed-2", "lintian-fixes", "rev-2")) == 2, 30, "resubscribed")
+    suite.wait_until(lambda: uploaded(suite, "1.0+jan2"), 60, "upload after Redis came back")
 
     # A build recorded just before the database goes away; its message comes while it is away.
     add_run(suite, "changed-3", "lintian-fixes", "1.0+jan3", "rev-3")
     suite.pg.stop()
-    wait_until(lambda: suite.ready() == all_down, 30, "/ready 503 without PostgreSQL", suite)
+    suite.wait_until(lambda: suite.ready() == all_down, 30, "/ready 503 without PostgreSQL")
     # Requests that need the database answer 503 with the reason, never 500.
     for url, headers in (
         (f"{suite.urls['differ']}/debdiff/no-such-run/other-run", {"Accept": "text/plain"}),
@@ -302,8 +166,8 @@ def test_redis_and_postgres_restarts(suite: Suite) -> None:
     suite.publish(result("changed-3", "lintian-fixes", "rev-3"))
     time.sleep(1)
     suite.pg.start()
-    wait_until(lambda: suite.ready() == all_ok, 30, "/ready 200 with PostgreSQL back", suite)
-    wait_until(lambda: uploaded(suite, "1.0+jan3"), 60, "no upload lost across the outage", suite)
+    suite.wait_until(lambda: suite.ready() == all_ok, 30, "/ready 200 with PostgreSQL back")
+    suite.wait_until(lambda: uploaded(suite, "1.0+jan3"), 60, "no upload lost across the outage")
 
     def ledger() -> list[tuple[str, str]]:
         with psycopg.connect(suite.database_url) as conn:
@@ -314,4 +178,4 @@ def test_redis_and_postgres_restarts(suite: Suite) -> None:
 
     # This test's own builds (it passes alone as well as after the others).
     expected = [(f"changed-{i}", "uploaded") for i in (2, 2, 3, 3)]
-    wait_until(lambda: ledger() == expected, 30, f"ledger {expected}", suite)
+    suite.wait_until(lambda: ledger() == expected, 30, f"ledger {expected}")

@@ -19,7 +19,7 @@ DEMO_WORKER = "demo-worker"
 DEMO_CAMPAIGN = "lintian-fixes"
 
 JANITOR_CONF = f"""\
-# Written by `make run`; the services read it through JANITOR_CONFIG.
+# Written by `make run` (and the whole-suite tests); the services read it through JANITOR_CONFIG.
 campaign {{
   name: "{DEMO_CAMPAIGN}"
   debian_build {{ build_distribution: "{DEMO_CAMPAIGN}" }}

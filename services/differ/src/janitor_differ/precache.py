@@ -82,8 +82,8 @@ def _all_pairs() -> Select[str, str]:
 
 
 async def pairs_for_result(engine: AsyncEngine, msg: ResultMessage) -> list[tuple[str, str]]:
-    """The (old, new) pairs a finished run makes."""
-    if not msg.is_success:
+    """The (old, new) pairs a finished run makes: only a successful Debian build has packages to diff."""
+    if not msg.is_success or msg.target.name != "debian":
         return []
     async with engine.connect() as conn:
         if msg.revision is not None and msg.revision == msg.main_branch_revision:
