@@ -192,3 +192,24 @@ class CodebaseCache:
             return False
         self._known[name] = now + self.ttl
         return True
+
+
+class AddressLimit:
+    """At most ``limit`` connections from one address at once."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open: dict[str, int] = {}
+
+    def take(self, address: str) -> bool:
+        if self.open.get(address, 0) >= self.limit:
+            return False
+        self.open[address] = self.open.get(address, 0) + 1
+        return True
+
+    def give_back(self, address: str) -> None:
+        left = self.open.get(address, 1) - 1
+        if left:
+            self.open[address] = left
+        else:
+            self.open.pop(address, None)

@@ -38,6 +38,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="the public interface's address (default: --listen-address's, 127.0.0.1)",
     )
     parser.add_argument(
+        "--bzr-port",
+        type=int,
+        metavar="PORT",
+        help="also serve bzr:// (anonymous, read-only) on this port (default: off; 4155 is bzr's own)",
+    )
+    parser.add_argument(
+        "--bzr-listen-address", metavar="ADDR", help="bzr://'s address (default: the public interface's)"
+    )
+    parser.add_argument(
         "--client-max-size",
         type=int,
         metavar="BYTES",

@@ -14,11 +14,12 @@ from fastapi import Depends, FastAPI, Request
 from janitor_common.deps import from_state
 from janitor_common.invalidation import watch_worker_changes
 
-from .access import AuthBrake, CodebaseCache, CredentialCache
+from .access import AddressLimit, AuthBrake, CodebaseCache, CredentialCache
 from .audit import Auditor
 from .metrics import StoreMetrics
 from .settings import BzrStoreSettings
 from .store import Store
+from .stream import start_bzr_server
 
 
 @dataclass
@@ -32,6 +33,8 @@ class BzrContext:
     brake: AuthBrake
     codebases: CodebaseCache = field(default_factory=CodebaseCache)
     credentials: CredentialCache = field(default_factory=CredentialCache)
+    # Stream connections (bzr://) open per client address.
+    stream_limits: AddressLimit = field(default_factory=lambda: AddressLimit(16))
     # Smart requests in progress on this interface (event loop only).
     smart_active: int = 0
 
@@ -50,6 +53,7 @@ def context_lifespan(settings: BzrStoreSettings, metrics: StoreMetrics, name: st
             executor=executor,
             campaigns=frozenset(settings.campaign_names()),
             auditor=Auditor(state["engine"], metrics, executor),
+            stream_limits=AddressLimit(settings.max_connections_per_address),
             brake=AuthBrake(
                 limit=settings.auth_failure_limit,
                 window=settings.auth_failure_window,
@@ -65,9 +69,14 @@ def context_lifespan(settings: BzrStoreSettings, metrics: StoreMetrics, name: st
             if name == "public"
             else None
         )
+        bzr_server = None
+        if name == "public" and settings.bzr_port is not None:
+            bzr_server = await start_bzr_server(ctx, settings.bzr_address, settings.bzr_port)
         try:
             yield {"bzr": ctx}
         finally:
+            if bzr_server is not None:
+                bzr_server.close()
             await ctx.auditor.drain()
             if watcher is not None:
                 watcher.cancel()

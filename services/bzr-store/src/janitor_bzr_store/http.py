@@ -53,4 +53,6 @@ async def repository_list(request: Request, ctx: BzrContext, base: str) -> Respo
         return PlainTextResponse("".join(n + "\n" for n in names))
     items = "".join(f'<li><a href="{html.escape(base + n)}/">{html.escape(n)}</a></li>' for n in names)
     body = f'<h1>Codebases</h1><ul class="plain">{items}</ul>' if names else "<h1>Codebases</h1><p>None yet.</p>"
+    if base == "/":  # the admin interface also lists every branch, with its tip
+        body += '<p><a href="/repositories">Every branch, with its tip</a></p>'
     return HTMLResponse(document("Codebases", body, service="Bazaar store"))

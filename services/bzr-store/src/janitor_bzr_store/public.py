@@ -26,7 +26,8 @@ async def index(request: Request) -> HTMLResponse:
         "<h1>Janitor Bazaar store</h1>"
         '<p>The codebases and their branches: <a href="/bzr/">/bzr/</a>.</p>'
         f'<p>Get a branch with <code class="command">{html.escape(command)}</code>; anyone may read, '
-        "workers push with their credentials in the URL.</p>"
+        "workers push with their credentials in the URL. A client without the smart protocol may use "
+        "<code>http://</code> in the same place: the branches' files are served as they are.</p>"
     )
     return HTMLResponse(document("Janitor Bazaar store", body, service="Bazaar store"))
 

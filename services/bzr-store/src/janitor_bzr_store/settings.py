@@ -16,6 +16,14 @@ class BzrStoreSettings(CommonSettings):
     # deployment that protects it (a private network) should widen it.
     admin_listen_address: str | None = None
     public_listen_address: str | None = None
+    # bzr:// (anonymous, read-only) on this port when set; its address
+    # defaults to the public interface's.
+    bzr_port: int | None = None
+    bzr_listen_address: str | None = None
+    # Seconds a stream connection (bzr://) may sit between requests, and
+    # how many may be open from one client address.
+    stream_idle_timeout: float = 300.0
+    max_connections_per_address: int = 16
     # Largest smart request body accepted (a push of a big history is one request).
     client_max_size: int = 2 << 30
     # Threads running Breezy requests, per interface. A request holds one
@@ -42,3 +50,7 @@ class BzrStoreSettings(CommonSettings):
     @property
     def public_address(self) -> str:
         return self.public_listen_address or self.listen_address
+
+    @property
+    def bzr_address(self) -> str:
+        return self.bzr_listen_address or self.public_address

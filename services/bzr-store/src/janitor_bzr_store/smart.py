@@ -213,6 +213,7 @@ class SmartCall:
         write_lock: Path | None = None,
         prepare: Callable[[], None] | None = None,
         idle_timeout: float = 60.0,
+        root_client_path: str | None = None,
     ) -> None:
         self.open_transports = open_transports
         self.loop = loop
@@ -220,6 +221,9 @@ class SmartCall:
         self.write_lock = write_lock
         self.prepare = prepare
         self.idle_timeout = idle_timeout
+        # What the client's paths are relative to: "/" over a stream (bzr://,
+        # bzr+ssh://), whose clients send absolute paths; None over HTTP.
+        self.root_client_path = root_client_path
         self.outbox = Outbox(loop, idle_timeout=idle_timeout)
         self.cancelled = threading.Event()
         self.bytes_out = 0
@@ -315,7 +319,7 @@ class SmartCall:
         assert self._transports is not None and self._out is not None
         transport, jail_root = self._transports
         factory, unused = medium._get_protocol_factory_for_bytes(data)
-        self._protocol = factory(transport, self._out.write, None, jail_root)
+        self._protocol = factory(transport, self._out.write, self.root_client_path, jail_root)
         return bytes(unused)
 
     def _step(self, item: bytes | None) -> None:

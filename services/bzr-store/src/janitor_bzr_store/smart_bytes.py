@@ -160,3 +160,76 @@ def v3_complete(data: bytes | bytearray) -> bool | None:
         else:
             return False
     return False
+
+
+class NotProtocolThree(ValueError):
+    """A stream that does not hold protocol-3 messages (the only version stream transports speak here)."""
+
+
+class MessageSplitter:
+    """Cuts a stream of protocol-3 messages at their ends, as bytes arrive, holding none of a body.
+
+    ``feed`` returns the input as pieces, each with whether it ends a
+    message, so a request's bytes can go on to be run while its body is
+    still arriving, and the next request starts exactly where one ended.
+    The state is a few counters: a part's length is read, then that many
+    bytes pass through.
+    """
+
+    _PREFIX, _HEADER_LENGTH, _SKIP, _KIND, _STATUS, _PART_LENGTH = range(6)
+
+    def __init__(self) -> None:
+        self._state = self._PREFIX
+        self._need = len(V3_PREFIX)
+        self._small = b""  # the bytes of a prefix or a length being read
+        self._after_skip = self._KIND
+
+    def feed(self, data: bytes) -> list[tuple[bytes, bool]]:
+        pieces: list[tuple[bytes, bool]] = []
+        start = pos = 0
+        while pos < len(data):
+            if self._state == self._SKIP:
+                step = min(self._need, len(data) - pos)
+                pos += step
+                self._need -= step
+                if self._need == 0:
+                    self._state = self._after_skip
+                continue
+            take = data[pos : pos + self._need - len(self._small)] if self._state != self._KIND else data[pos : pos + 1]
+            pos += len(take)
+            if self._state == self._KIND:
+                kind = take
+                if kind == b"e":
+                    pieces.append((data[start:pos], True))
+                    start = pos
+                    self._state, self._need = self._PREFIX, len(V3_PREFIX)
+                elif kind == b"o":
+                    self._state, self._need = self._SKIP, 1
+                    self._after_skip = self._KIND
+                elif kind in (b"s", b"b"):
+                    self._state, self._need, self._small = self._PART_LENGTH, 4, b""
+                else:
+                    raise NotProtocolThree(f"unknown message part {kind!r}")
+                continue
+            self._small += take
+            if len(self._small) < self._need:
+                continue
+            if self._state == self._PREFIX:
+                if self._small != V3_PREFIX:
+                    raise NotProtocolThree("not a protocol-3 message")
+                self._state, self._need, self._small = self._HEADER_LENGTH, 4, b""
+            else:  # a length: of the headers, or of a part
+                (length,) = struct.unpack("!L", self._small)
+                self._small = b""
+                self._after_skip = self._KIND
+                if length:
+                    self._state, self._need = self._SKIP, length
+                else:
+                    self._state = self._KIND
+        if start < len(data):
+            pieces.append((data[start:], False))
+        return pieces
+
+    @property
+    def between_messages(self) -> bool:
+        return self._state == self._PREFIX and not self._small
