@@ -6,6 +6,7 @@ set -euo pipefail
 
 packages=(python3 python3-venv postgresql-15 postgresql-15-debversion redis-server
           devscripts dput gnupg dpkg-dev fakeroot wrk
+          openssh-client  # bzr+ssh: the tests push with the system ssh client, and ssh-keygen
           protobuf-compiler)  # make proto, and the test that the config descriptor is current
 norecommends=(diffoscope binutils-multiarch xz-utils zstd python3-debian python3-tlsh
               libarchive-tools xxd file

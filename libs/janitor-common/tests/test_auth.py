@@ -74,6 +74,30 @@ def test_grant_and_revoke(database_url: str) -> None:
     assert janitor_db(database_url, "list-workers").stdout.splitlines() == ["dave\t-\twrites: anywhere"]
 
 
+def test_worker_keys(database_url: str, tmp_path: Path) -> None:
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "eve@host", "-f", str(tmp_path / "k")], check=True
+    )
+    expected = subprocess.run(
+        ["ssh-keygen", "-lf", str(tmp_path / "k.pub")], capture_output=True, text=True, check=True
+    ).stdout.split()[1]
+    assert janitor_db(database_url, "add-worker", "eve", stdin="pw\n").returncode == 0
+    added = janitor_db(database_url, "add-worker-key", "eve", str(tmp_path / "k.pub"))
+    assert added.returncode == 0 and expected in added.stdout  # the fingerprint ssh-keygen shows
+    assert (
+        janitor_db(database_url, "add-worker-key", "eve", str(tmp_path / "k.pub")).returncode == 0
+    )  # again: kept once
+    listed = janitor_db(database_url, "list-workers").stdout.splitlines()
+    assert listed == [f"eve\t-\twrites: anywhere\tssh keys: {expected}"]
+    (tmp_path / "bad.pub").write_text("ssh-ed25519 not-base64!\n")
+    bad = janitor_db(database_url, "add-worker-key", "eve", str(tmp_path / "bad.pub"))
+    assert bad.returncode == 2 and "base64" in bad.stderr
+    assert janitor_db(database_url, "add-worker-key", "nobody", str(tmp_path / "k.pub")).returncode == 1
+    assert janitor_db(database_url, "remove-worker-key", "eve", expected).returncode == 0
+    assert janitor_db(database_url, "remove-worker-key", "eve", expected).returncode == 1
+    assert janitor_db(database_url, "list-workers").stdout.splitlines() == ["eve\t-\twrites: anywhere"]
+
+
 def test_add_worker_rejects_empty_password(database_url: str) -> None:
     proc = janitor_db(database_url, "add-worker", "carol", stdin="")
     assert proc.returncode == 2 and "empty password" in proc.stderr

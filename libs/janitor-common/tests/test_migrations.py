@@ -136,7 +136,7 @@ def test_codebase_url_and_branch_url_set_together(database_url: str) -> None:
 # Our bookkeeping tables, which the models do not describe.
 BOOKKEEPING = {"janitor_services_alembic_version", "janitor_services_owned"}
 # Tables entirely ours: the models must describe all of them, indexes included.
-OURS = {"auto_upload", "worker_grant", "bzr_write_audit"}
+OURS = {"auto_upload", "worker_grant", "bzr_write_audit", "worker_key"}
 
 
 def test_models_and_migrations_describe_the_same_schema(database_url: str) -> None:

@@ -97,13 +97,13 @@ def bzr_store(
         yield store
 
 
-@pytest.fixture
-def brz(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Runs the real brz client with a private home and no terminal to prompt on."""
+def brz_runner(tmp_path: Path, **extra_env: str) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Runs the real brz client with a private home under ``tmp_path`` and no terminal to prompt on."""
     home = tmp_path / "brz-home"
-    home.mkdir()
+    home.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BRZ_", "BZR_"))}
     env.update(BRZ_HOME=str(home), BRZ_EMAIL="Test Worker <worker@example.com>", BRZ_PLUGIN_PATH="-site:-user")
+    env.update(extra_env)
 
     def run(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
@@ -120,6 +120,11 @@ def brz(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
         return proc
 
     return run
+
+
+@pytest.fixture
+def brz(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    return brz_runner(tmp_path)
 
 
 def make_commits(brz: Callable[..., subprocess.CompletedProcess[str]], tree: Path, start: int, count: int) -> None:

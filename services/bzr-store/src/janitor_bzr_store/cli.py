@@ -11,6 +11,7 @@ from janitor_common.serving import Listener, serve
 
 from .app import create_apps
 from .settings import BzrStoreSettings
+from .ssh import host_key
 
 PROG = "janitor-bzr-store"
 
@@ -47,6 +48,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--bzr-listen-address", metavar="ADDR", help="bzr://'s address (default: the public interface's)"
     )
     parser.add_argument(
+        "--ssh-port",
+        type=int,
+        metavar="PORT",
+        help="also serve bzr+ssh on this port (default: off; 9931 by convention); needs --ssh-host-key",
+    )
+    parser.add_argument(
+        "--ssh-host-key",
+        metavar="FILE",
+        help="the SSH host key, made on first start if missing (a mounted secret in a deployment)",
+    )
+    parser.add_argument(
+        "--ssh-listen-address", metavar="ADDR", help="bzr+ssh's address (default: the public interface's)"
+    )
+    parser.add_argument(
         "--client-max-size",
         type=int,
         metavar="BYTES",
@@ -64,6 +79,17 @@ def main(argv: list[str] | None = None) -> int:
     if not os.access(settings.vcs_path, os.W_OK | os.X_OK):
         print(f"{PROG}: vcs path {settings.vcs_path} is not writable", file=sys.stderr)
         return 2
+    if settings.ssh_port is not None:
+        if settings.ssh_host_key is None:
+            print(
+                f"{PROG}: --ssh-port needs --ssh-host-key (the host key's file; made on first start)", file=sys.stderr
+            )
+            return 2
+        try:
+            host_key(settings.ssh_host_key, settings.vcs_path)  # made now, or checked: a clear error before serving
+        except ValueError as e:
+            print(f"{PROG}: {e}", file=sys.stderr)
+            return 2
     admin, public = create_apps(settings)
     return serve(
         [

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from janitor_common.deps import from_state
 from janitor_common.invalidation import watch_worker_changes
@@ -18,6 +19,7 @@ from .access import AddressLimit, AuthBrake, CodebaseCache, CredentialCache
 from .audit import Auditor
 from .metrics import StoreMetrics
 from .settings import BzrStoreSettings
+from .ssh import start_ssh_server
 from .store import Store
 from .stream import start_bzr_server
 
@@ -29,6 +31,7 @@ class BzrContext:
     metrics: StoreMetrics
     executor: concurrent.futures.ThreadPoolExecutor
     campaigns: frozenset[str]
+    engine: AsyncEngine  # the app's, for what runs outside a request (stream connections)
     auditor: Auditor
     brake: AuthBrake
     codebases: CodebaseCache = field(default_factory=CodebaseCache)
@@ -52,6 +55,7 @@ def context_lifespan(settings: BzrStoreSettings, metrics: StoreMetrics, name: st
             metrics=metrics,
             executor=executor,
             campaigns=frozenset(settings.campaign_names()),
+            engine=state["engine"],
             auditor=Auditor(state["engine"], metrics, executor),
             stream_limits=AddressLimit(settings.max_connections_per_address),
             brake=AuthBrake(
@@ -72,11 +76,18 @@ def context_lifespan(settings: BzrStoreSettings, metrics: StoreMetrics, name: st
         bzr_server = None
         if name == "public" and settings.bzr_port is not None:
             bzr_server = await start_bzr_server(ctx, settings.bzr_address, settings.bzr_port)
+        ssh_server = None
+        if name == "public" and settings.ssh_port is not None:
+            if settings.ssh_host_key is None:
+                raise ValueError("ssh_port needs ssh_host_key: where the SSH host key is (made on first start)")
+            ssh_server = await start_ssh_server(ctx, settings.ssh_address, settings.ssh_port, settings.ssh_host_key)
         try:
             yield {"bzr": ctx}
         finally:
             if bzr_server is not None:
                 bzr_server.close()
+            if ssh_server is not None:
+                ssh_server.close()
             await ctx.auditor.drain()
             if watcher is not None:
                 watcher.cancel()

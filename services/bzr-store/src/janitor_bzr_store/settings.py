@@ -20,7 +20,15 @@ class BzrStoreSettings(CommonSettings):
     # defaults to the public interface's.
     bzr_port: int | None = None
     bzr_listen_address: str | None = None
-    # Seconds a stream connection (bzr://) may sit between requests, and
+    # bzr+ssh on this port when set (9931 by convention), its address
+    # (default: the public interface's), the host key's path (made on first
+    # start; required with ssh_port, and never inside vcs_path), and whether
+    # the user "anonymous" may log in without credentials, read-only.
+    ssh_port: int | None = None
+    ssh_listen_address: str | None = None
+    ssh_host_key: Path | None = None
+    ssh_anonymous: bool = False
+    # Seconds a stream connection (bzr://, bzr+ssh) may sit between requests, and
     # how many may be open from one client address.
     stream_idle_timeout: float = 300.0
     max_connections_per_address: int = 16
@@ -54,3 +62,7 @@ class BzrStoreSettings(CommonSettings):
     @property
     def bzr_address(self) -> str:
         return self.bzr_listen_address or self.public_address
+
+    @property
+    def ssh_address(self) -> str:
+        return self.ssh_listen_address or self.public_address

@@ -73,6 +73,18 @@ def sniff_verb(data: bytes) -> bytes | type[Unknown] | None:
     return verb or None
 
 
+def request_args(head: bytes) -> list[bytes]:
+    """The arguments (after the verb) of a protocol-3 request whose verb ``sniff_verb`` found; [] otherwise."""
+    if not head.startswith(V3_PREFIX) or not isinstance(sniff_verb(head), bytes):
+        return []
+    rest = head[len(V3_PREFIX) :]
+    (hlen,) = struct.unpack("!L", rest[:4])
+    rest = rest[4 + hlen :]
+    (alen,) = struct.unpack("!L", rest[1:5])
+    args = bdecode(rest[5 : 5 + alen])
+    return [bytes(a) for a in args[1:] if isinstance(a, bytes)]
+
+
 def protocol_error(head: bytes) -> bytes:
     """Our answer to bytes that are no request we will run, in the protocol they claim."""
     if not head.startswith(V3_PREFIX):

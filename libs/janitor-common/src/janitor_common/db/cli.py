@@ -12,6 +12,7 @@ import getpass
 import logging
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 from sqlalchemy import Connection, delete, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -21,9 +22,10 @@ from ..config import CommonSettings, ConfigError, load_settings
 from ..invalidation import WORKER_CHANNEL
 from ..logs import setup_logging
 from ..names import valid_codebase
+from ..sshkeys import parse_public_key
 from . import migrate
 from .engine import make_sync_engine
-from .models import Codebase, Worker, WorkerGrant
+from .models import Codebase, Worker, WorkerGrant, WorkerKey
 
 
 def _password_from_stdin() -> str:
@@ -100,6 +102,7 @@ def cmd_remove_worker(settings: CommonSettings, args: argparse.Namespace) -> int
     try:
         with transaction(settings) as conn:
             conn.execute(delete(WorkerGrant).where(WorkerGrant.worker == args.name))
+            conn.execute(delete(WorkerKey).where(WorkerKey.worker == args.name))
             result = conn.execute(delete(Worker).where(Worker.name == args.name))
             announce_worker_change(conn, args.name)
     except IntegrityError:
@@ -120,12 +123,19 @@ def cmd_list_workers(settings: CommonSettings, args: argparse.Namespace) -> int:
                 WorkerGrant.worker, WorkerGrant.codebase, WorkerGrant.campaign
             )
         ).all()
+        keys = conn.execute(select(WorkerKey.worker, WorkerKey.fingerprint).order_by(WorkerKey.created_at)).all()
     by_worker: dict[str, list[str]] = {}
     for worker, codebase, campaign in grants:
         by_worker.setdefault(worker, []).append(f"codebase={codebase} campaign={campaign}")
+    keys_of: dict[str, list[str]] = {}
+    for worker, fingerprint in keys:
+        keys_of.setdefault(worker, []).append(fingerprint)
     for name, link in rows:
         where = "; ".join(by_worker.get(name, [])) or "anywhere"
-        print("\t".join([name, link or "-", f"writes: {where}"]))
+        fields = [name, link or "-", f"writes: {where}"]
+        if name in keys_of:
+            fields.append("ssh keys: " + ", ".join(keys_of[name]))
+        print("\t".join(fields))
     return 0
 
 
@@ -181,6 +191,50 @@ def cmd_revoke(settings: CommonSettings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_add_worker_key(settings: CommonSettings, args: argparse.Namespace) -> int:
+    try:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+    except OSError as e:
+        print(f"error: cannot read {args.file}: {e.strerror}", file=sys.stderr)
+        return 2
+    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    if not lines:
+        print(f"error: no public key in {args.file}", file=sys.stderr)
+        return 2
+    try:
+        keys = [parse_public_key(line) for line in lines]
+    except ValueError as e:
+        print(f"error: {args.file}: {e}", file=sys.stderr)
+        return 2
+    with transaction(settings) as conn:
+        if not _worker_exists(conn, args.worker):
+            print(f"error: no such worker: {args.worker}", file=sys.stderr)
+            return 1
+        for key in keys:
+            conn.execute(
+                pg_insert(WorkerKey)
+                .values(worker=args.worker, fingerprint=key.fingerprint, public_key=key.line, created_at=func.now())
+                .on_conflict_do_nothing()
+            )
+        announce_worker_change(conn, args.worker)
+    for key in keys:
+        print(f"{args.worker} may log in over SSH with {key.fingerprint} ({key.key_type})")
+    return 0
+
+
+def cmd_remove_worker_key(settings: CommonSettings, args: argparse.Namespace) -> int:
+    with transaction(settings) as conn:
+        removed = conn.execute(
+            delete(WorkerKey).where(WorkerKey.worker == args.worker, WorkerKey.fingerprint == args.fingerprint)
+        ).rowcount
+        announce_worker_change(conn, args.worker)
+    if not removed:
+        print(f"error: {args.worker} has no key {args.fingerprint} (list-workers shows them)", file=sys.stderr)
+        return 1
+    print(f"removed {args.fingerprint} of {args.worker}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="janitor-db",
@@ -229,7 +283,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="remove every grant of the worker")
     p.set_defaults(func=cmd_revoke)
 
-    p = sub.add_parser("list-workers", help="list worker accounts: name, link, where each may write")
+    p = sub.add_parser("add-worker-key", help="let a worker log in to bzr-store over SSH with a public key")
+    p.add_argument("worker")
+    p.add_argument("file", help="an OpenSSH public key file (id_ed25519.pub), or - for standard input")
+    p.set_defaults(func=cmd_add_worker_key)
+
+    p = sub.add_parser("remove-worker-key", help="remove a worker's SSH key, named by its fingerprint")
+    p.add_argument("worker")
+    p.add_argument("fingerprint", help="SHA256:... as list-workers and ssh-keygen -lf show it")
+    p.set_defaults(func=cmd_remove_worker_key)
+
+    p = sub.add_parser("list-workers", help="list worker accounts: name, link, where each may write, SSH keys")
     p.set_defaults(func=cmd_list_workers)
     return parser
 

@@ -156,3 +156,14 @@ class BzrWriteAudit(Base):
     outcome: Mapped[str] = mapped_column(Text)
     tip_before: Mapped[str | None] = mapped_column(Text)
     tip_after: Mapped[str | None] = mapped_column(Text)
+
+
+class WorkerKey(Base):
+    """A public key a worker may log in to bzr-store's SSH server with (migration 0005)."""
+
+    __tablename__ = "worker_key"
+
+    worker: Mapped[str] = mapped_column(Text, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(Text, primary_key=True)
+    public_key: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
