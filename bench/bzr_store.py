@@ -4,6 +4,8 @@ Ways, measured in turn in every repetition (the order rotated between repetition
   (a) bzr-store public interface (bzr+http, worker credentials for pushes)
   (b) `brz serve --allow-writes` (bzr://), the baseline ratios are taken against
   (c) Breezy's WSGI smart server under a threaded wsgiref server (bzr+http)
+  (d) bzr-store over bzr:// (its --bzr-port; anonymous and read-only, so reads only)
+  (e) bzr-store over bzr+ssh (its --ssh-port; the system ssh client with a worker's key)
 
 Figures: branch of the medium and the big repository, push of 50 commits onto
 an existing branch, push of the big repository onto a new branch, 16
@@ -29,24 +31,26 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 
 from janitor_common.db import migrate
+from janitor_common.sshkeys import parse_public_key
 from janitor_dev.devstack import Postgres, RedisServer, free_port, stop_cleanly_on_signals
 from janitor_dev.testing import ServiceProcess, console_script, service_env
 
 BIN = Path(sys.executable).parent
 BRZ = str(BIN / "brz")
 WORKER, PASSWORD = "bench", "bench-password"
-WAYS = ["a", "b", "c"]
-WAY_NAMES = {"a": "bzr-store", "b": "brz serve", "c": "breezy wsgi"}
+WAYS = ["a", "b", "c", "d", "e"]
+WAY_NAMES = {"a": "bzr-store", "b": "brz serve", "c": "breezy wsgi", "d": "bzr-store bzr://", "e": "bzr-store ssh"}
+READ_ONLY = {"d"}
 
 
-def brz(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def brz(*args: str, cwd: Path | None = None, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run([BRZ, *args], cwd=cwd, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if proc.returncode != 0:
         raise RuntimeError(f"brz {' '.join(args)}: {proc.stderr}")
@@ -161,16 +165,27 @@ class RssSampler:
 
 
 class Way:
-    def __init__(self, key: str, root: Path, port: int, pid: int, stop: Callable[[], object]) -> None:
+    def __init__(
+        self,
+        key: str,
+        root: Path,
+        port: int,
+        pid: int,
+        stop: Callable[[], object],
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.key, self.root, self.port, self.pid, self.stop = key, root, port, pid, stop
         self.sampler = RssSampler(pid)
+        self.env = dict(env) if env is not None else dict(os.environ)
 
     def url(self, path: str, write: bool = False) -> str:
         if self.key == "a":
             creds = f"{WORKER}:{PASSWORD}@" if write else ""
             return f"bzr+http://{creds}127.0.0.1:{self.port}/bzr/{path}"
-        if self.key == "b":
+        if self.key in ("b", "d"):
             return f"bzr://127.0.0.1:{self.port}/{path}"
+        if self.key == "e":
+            return f"bzr+ssh://{WORKER}@127.0.0.1:{self.port}/{path}"
         return f"bzr+http://127.0.0.1:{self.port}/{path}"
 
 
@@ -192,16 +207,13 @@ def start_ways(base: Path, database_url: str, redis_url: str, ways: dict[str, Wa
     """Start the three servers into ``ways`` (so the caller stops whatever did start)."""
     root_a = base / "a"
     root_a.mkdir()
-    admin, public = free_port(), free_port()
+    admin, public, bzr_port, ssh_port = free_port(), free_port(), free_port(), free_port()
+    host_key = base / "ssh" / "host_key"
     service = ServiceProcess(
         [
             console_script("janitor-bzr-store"),
-            "--vcs-path",
-            str(root_a),
-            "--port",
-            str(admin),
-            "--public-port",
-            str(public),
+            *("--vcs-path", str(root_a), "--port", str(admin), "--public-port", str(public)),
+            *("--bzr-port", str(bzr_port), "--ssh-port", str(ssh_port), "--ssh-host-key", str(host_key)),
         ],
         service_env(
             JANITOR_DATABASE_URL=database_url,
@@ -215,6 +227,11 @@ def start_ways(base: Path, database_url: str, redis_url: str, ways: dict[str, Wa
     service.start()
     assert service.proc is not None
     ways["a"] = Way("a", root_a, public, service.proc.pid, service.stop)
+    # The same process and store, by its other ways in (stopped once, with "a").
+    ways["d"] = Way("d", root_a, bzr_port, service.proc.pid, lambda: None)
+    ways["e"] = Way(
+        "e", root_a, ssh_port, service.proc.pid, lambda: None, ssh_env(base, database_url, host_key, ssh_port)
+    )
 
     for key, argv in (
         ("b", [BRZ, "serve", "--allow-writes", "--directory", "{root}", "--listen", "127.0.0.1", "--port", "{port}"]),
@@ -245,6 +262,29 @@ def start_ways(base: Path, database_url: str, redis_url: str, ways: dict[str, Wa
         ways[key] = Way(key, root, port, proc.pid, stop)
 
 
+def ssh_env(base: Path, database_url: str, host_key: Path, port: int) -> dict[str, str]:
+    """brz's environment for bzr+ssh: the system ssh with the worker's key, knowing only the store's host key."""
+    key = base / "ssh" / "worker_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    public = parse_public_key((base / "ssh" / "worker_key.pub").read_text())
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO worker_key (worker, fingerprint, public_key) VALUES (%s, %s, %s)",
+            (WORKER, public.fingerprint, public.line),
+        )
+    host_public = subprocess.run(["ssh-keygen", "-y", "-f", str(host_key)], capture_output=True, text=True, check=True)
+    known = base / "ssh" / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{port} {host_public.stdout.strip()}\n")
+    bindir = base / "ssh" / "bin"
+    bindir.mkdir()
+    (bindir / "ssh").write_text(
+        f"#!/bin/sh\nexec /usr/bin/ssh -F /dev/null -i {key} -o IdentitiesOnly=yes -o UserKnownHostsFile={known}"
+        ' -o StrictHostKeyChecking=yes -o BatchMode=yes "$@"\n'
+    )
+    (bindir / "ssh").chmod(0o755)
+    return {**os.environ, "BRZ_SSH": "openssh", "PATH": f"{bindir}:{os.environ['PATH']}"}
+
+
 # ---------------------------------------------------------------- measurements
 
 
@@ -254,7 +294,7 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def small_request_latency(url: str, n: int = 200) -> float:
+def small_request_latency(url: str, env: Mapping[str, str], n: int = 200) -> float:
     """Median seconds of Branch.last_revision_info over one kept-alive connection."""
     script = f"""
 import statistics, time, breezy
@@ -272,7 +312,7 @@ with breezy.initialize():
         times.append(time.perf_counter() - t)
     print(statistics.median(times[10:]))
 """
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
     return float(out.stdout.strip())
 
 
@@ -280,33 +320,42 @@ def measure_way(
     way: Way, rep: int, dest: Path, paths: dict[str, Path], record: Callable[[str, str, float], None]
 ) -> None:
     key = way.key
+    tag = f"{key}{rep}"  # each way's own codebases: some ways share one store
 
     def branch(path: str, to: Path) -> None:
-        brz("branch", "-q", "--no-tree", way.url(path), str(to))
+        brz("branch", "-q", "--no-tree", way.url(path), str(to), env=way.env)
 
-    record(key, "branch medium", timed(lambda: branch(f"medium-{rep}/lintian-fixes/main", dest / "medium")))
+    record(key, "branch medium", timed(lambda: branch(f"medium-{tag}/lintian-fixes/main", dest / "medium")))
     with way.sampler.peak() as mem:
-        record(key, "branch big", timed(lambda: branch(f"big-{rep}/lintian-fixes/main", dest / "big")))
+        record(key, "branch big", timed(lambda: branch(f"big-{tag}/lintian-fixes/main", dest / "big")))
     record(key, "big fetch RSS growth MiB", (mem["peak"] - mem["start"]) / 2**20)
-    push50 = way.url(f"push50-{rep}/lintian-fixes/main", write=True)
-    record(key, "push 50 commits", timed(lambda: brz("push", "-q", "-d", str(paths["medium50"]), push50)))
-    bigpush = way.url(f"bigpush-{rep}/lintian-fixes/main", write=True)
-    with way.sampler.peak() as mem:
+    if key not in READ_ONLY:
+        push50 = way.url(f"push50-{tag}/lintian-fixes/main", write=True)
         record(
-            key,
-            "push big (new branch)",
-            timed(lambda: brz("push", "-q", "--create-prefix", "-d", str(paths["big"]), bigpush)),
+            key, "push 50 commits", timed(lambda: brz("push", "-q", "-d", str(paths["medium50"]), push50, env=way.env))
         )
-    record(key, "big push RSS growth MiB", (mem["peak"] - mem["start"]) / 2**20)
+        bigpush = way.url(f"bigpush-{tag}/lintian-fixes/main", write=True)
+        with way.sampler.peak() as mem:
+            record(
+                key,
+                "push big (new branch)",
+                timed(lambda: brz("push", "-q", "--create-prefix", "-d", str(paths["big"]), bigpush, env=way.env)),
+            )
+        record(key, "big push RSS growth MiB", (mem["peak"] - mem["start"]) / 2**20)
 
     def concurrent16() -> None:
         with concurrent.futures.ThreadPoolExecutor(16) as pool:
-            list(pool.map(lambda i: branch(f"medium-{rep}/lintian-fixes/main", dest / f"c{i}"), range(16)))
+            list(pool.map(lambda i: branch(f"medium-{tag}/lintian-fixes/main", dest / f"c{i}"), range(16)))
 
     record(key, "16 concurrent branches", timed(concurrent16))
-    latency = small_request_latency(way.url(f"medium-{rep}/lintian-fixes/main"))
+    latency = small_request_latency(way.url(f"medium-{tag}/lintian-fixes/main"), way.env)
     record(key, "small request latency ms", latency * 1000)
     record(key, "RSS now MiB", way.sampler.rss() / 2**20)
+
+
+def ratio(medians: Mapping[str, float | None], key: str) -> str:
+    value, baseline = medians[key], medians["b"]
+    return f"{value / baseline:.2f}" if value is not None and baseline else "-"
 
 
 def main() -> int:
@@ -337,8 +386,9 @@ def main() -> int:
         with psycopg.connect(database_url, autocommit=True) as conn:
             conn.execute("INSERT INTO worker VALUES (%s, crypt(%s, gen_salt('bf')), NULL)", (WORKER, PASSWORD))
             for rep in range(args.reps):
-                for name in ("medium", "big", "push50", "bigpush"):
-                    conn.execute("INSERT INTO codebase (name) VALUES (%s)", (f"{name}-{rep}",))
+                for key in WAYS:
+                    for name in ("medium", "big", "push50", "bigpush"):
+                        conn.execute("INSERT INTO codebase (name) VALUES (%s)", (f"{name}-{key}{rep}",))
         start_ways(base, database_url, redis.url, ways)
 
         # Seed each server's store with the repositories to fetch.
@@ -348,9 +398,10 @@ def main() -> int:
         seed_repository(seeds / "big", paths["big"])
         for way in ways.values():
             for rep in range(args.reps):
+                tag = f"{way.key}{rep}"
                 for name in ("medium", "big"):
-                    shutil.copytree(seeds / name, way.root / f"{name}-{rep}", symlinks=True)
-                shutil.copytree(seeds / "medium", way.root / f"push50-{rep}", symlinks=True)
+                    shutil.copytree(seeds / name, way.root / f"{name}-{tag}", symlinks=True)
+                shutil.copytree(seeds / "medium", way.root / f"push50-{tag}", symlinks=True)
         work = base / "work"
         work.mkdir()
 
@@ -373,12 +424,12 @@ def main() -> int:
     # Report: medians, and ratios to (b).
     names = list(results["a"])
     print(f"\nbzr-store benchmark, scale {args.scale}, {args.reps} repetitions (medians; ratio = way / brz serve)\n")
-    print("| measurement | (a) bzr-store | (b) brz serve | (c) breezy wsgi | a/b | c/b |")
-    print("|---|---|---|---|---|---|")
+    print("| measurement | " + " | ".join(f"({k}) {WAY_NAMES[k]}" for k in WAYS) + " | a/b | d/b | e/b |")
+    print("|---|" + "---|" * (len(WAYS) + 3))
     for name in names:
-        med = {k: statistics.median(results[k][name]) for k in WAYS}
-        ratios = [f"{med[k] / med['b']:.2f}" if med["b"] > 0 else "-" for k in ("a", "c")]
-        print(f"| {name} | {med['a']:.3f} | {med['b']:.3f} | {med['c']:.3f} | {ratios[0]} | {ratios[1]} |")
+        med = {k: statistics.median(results[k][name]) if results[k].get(name) else None for k in WAYS}
+        cells = " | ".join("-" if med[k] is None else f"{med[k]:.3f}" for k in WAYS)
+        print(f"| {name} | {cells} | " + " | ".join(ratio(med, k) for k in ("a", "d", "e")) + " |")
     shutil.rmtree(base, ignore_errors=True)
     return 0
 
