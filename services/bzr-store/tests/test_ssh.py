@@ -199,3 +199,23 @@ def test_grants_hold_over_ssh(ssh_store: SshStore) -> None:
     reads_only = run_over_ssh(ssh_store, WORKER, PASSWORD, "bzr serve --inet --directory=/", mkdir)
     assert b"ReadOnlyError" in stdout(reads_only)
     assert not (ssh_store.store.vcs_path / "foo" / "lintian-fixes" / "planted").exists()
+
+
+def test_anonymous_logins_when_enabled_are_read_only(
+    database_factory: Callable[[], str], redis_server: RedisServer, tmp_path: Path
+) -> None:
+    port = free_port()
+    with running_store(
+        store_database(database_factory),
+        redis_server.url,
+        tmp_path,
+        JANITOR_SSH_PORT=str(port),
+        JANITOR_SSH_HOST_KEY=str(tmp_path / "host_key"),
+        JANITOR_SSH_ANONYMOUS="true",
+    ) as store:
+        anonymous = SshStore(store, port, tmp_path / "host_key")
+        hello = run_over_ssh(anonymous, "anonymous", "", SERVE, v3_request(b"hello"))
+        assert stdout(hello).startswith(V3_PREFIX)
+        mkdir = run_over_ssh(anonymous, "anonymous", "", SERVE, v3_request(b"mkdir", b"/foo/planted", b""))
+        assert b"ReadOnlyError" in stdout(mkdir)  # --allow-writes asked for, and still read-only
+        assert not (store.vcs_path / "foo" / "planted").exists()
