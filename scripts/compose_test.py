@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -183,7 +184,16 @@ def check_bzr(stack: Stack, scratch: Path) -> None:
     brz("branch", "-q", "bzr+http://127.0.0.1:9930/bzr/foo/lintian-fixes/main", "copy")
     if (scratch / "copy" / "README").read_text() != "pushed through compose\n":
         raise RuntimeError("anonymous branch does not have the pushed content")
-    say("bzr-store: worker push and anonymous branch OK")
+    # The same branch over bzr:// (the compose file turns --bzr-port on).
+    brz("branch", "-q", "bzr://127.0.0.1:4155/foo/lintian-fixes/main", "copy-bzr")
+    if (scratch / "copy-bzr" / "README").read_text() != "pushed through compose\n":
+        raise RuntimeError("the branch over bzr:// does not have the pushed content")
+    # bzr+ssh is listening, with a host key made on first start in its volume.
+    with socket.create_connection(("127.0.0.1", 9931), timeout=10) as sock:
+        banner = sock.recv(256)
+    if not banner.startswith(b"SSH-2.0-"):
+        raise RuntimeError(f"no SSH server on 9931: {banner[:60]!r}")
+    say("bzr-store: worker push, anonymous branch over bzr+http and bzr://, SSH server up: OK")
 
 
 def check_result(stack: Stack, scratch: Path) -> None:
