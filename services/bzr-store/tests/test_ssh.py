@@ -219,3 +219,27 @@ def test_anonymous_logins_when_enabled_are_read_only(
         mkdir = run_over_ssh(anonymous, "anonymous", "", SERVE, v3_request(b"mkdir", b"/foo/planted", b""))
         assert b"ReadOnlyError" in stdout(mkdir)  # --allow-writes asked for, and still read-only
         assert not (store.vcs_path / "foo" / "planted").exists()
+
+
+def test_a_login_that_runs_nothing_is_closed(
+    database_factory: Callable[[], str], redis_server: RedisServer, tmp_path: Path
+) -> None:
+    port = free_port()
+    with running_store(
+        store_database(database_factory),
+        redis_server.url,
+        tmp_path,
+        JANITOR_SSH_PORT=str(port),
+        JANITOR_SSH_HOST_KEY=str(tmp_path / "host_key"),
+        JANITOR_STREAM_IDLE_TIMEOUT="2",
+    ):
+
+        async def idle_login() -> float:
+            async with asyncssh.connect(
+                "127.0.0.1", port, username=WORKER, password=PASSWORD, known_hosts=None, client_keys=None
+            ) as conn:
+                started = time.monotonic()
+                await asyncio.wait_for(conn.wait_closed(), 15)
+                return time.monotonic() - started
+
+        assert 1.5 < asyncio.run(idle_login()) < 10  # closed by the server, about 2 s after the login

@@ -17,6 +17,7 @@ store, whose files readers can fetch; its fingerprint is logged.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import shlex
@@ -89,6 +90,36 @@ class Server(asyncssh.SSHServer):
         self.address = "-"
         self.counted = False
         self.conn: asyncssh.SSHServerConnection | None = None
+        # Channels running the serve command; with none for stream_idle_timeout
+        # the connection is closed: a logged-in client that opens nothing
+        # would otherwise keep its slot of the per-address limit for ever.
+        self.channels = 0
+        self.idle_timer: asyncio.TimerHandle | None = None
+
+    def _arm(self) -> None:
+        self._disarm()
+        self.idle_timer = asyncio.get_running_loop().call_later(
+            self.ctx.settings.stream_idle_timeout, self._close_if_idle
+        )
+
+    def _disarm(self) -> None:
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
+
+    def _close_if_idle(self) -> None:
+        if self.channels == 0 and self.conn is not None:
+            logger.info("ssh from %s: no command for %gs; closed", self.address, self.ctx.settings.stream_idle_timeout)
+            self.conn.close()
+
+    def channel_started(self) -> None:
+        self.channels += 1
+        self._disarm()
+
+    def channel_ended(self) -> None:
+        self.channels -= 1
+        if self.channels == 0:
+            self._arm()
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self.conn = conn
@@ -101,8 +132,11 @@ class Server(asyncssh.SSHServer):
             conn.close()
             return
         self.counted = True
+        conn.set_extra_info(janitor_server=self)
+        self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
         if self.counted:
             self.ctx.stream_limits.give_back(self.address)
             self.counted = False
@@ -178,15 +212,20 @@ async def handle_process(ctx: BzrContext, process: asyncssh.SSHServerProcess[byt
         process.stderr.write(b"bzr-store: only 'bzr serve --inet --directory=/ [--allow-writes]' is served here\n")
         process.exit(1)
         return
+    server: Server | None = process.get_extra_info("janitor_server")
     access = StreamAccess(
         interface=INTERFACE, writable=writes_asked and worker is not None, worker=worker, grants=grants
     )
     logger.debug(
         "ssh %s from %s: serving (%s)", worker or ANONYMOUS_USER, address, "writes" if access.writable else "reads"
     )
+    if server is not None:
+        server.channel_started()
     try:
         await serve_stream(ctx, process.stdin, process.stdout, access, address)
     finally:
+        if server is not None:
+            server.channel_ended()
         process.exit(0)
 
 
