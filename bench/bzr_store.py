@@ -39,6 +39,7 @@ import psycopg
 
 from janitor_common.db import migrate
 from janitor_common.sshkeys import parse_public_key
+from janitor_dev.bzrhistory import ssh_client_env
 from janitor_dev.devstack import Postgres, RedisServer, free_port, stop_cleanly_on_signals
 from janitor_dev.testing import ServiceProcess, console_script, service_env
 
@@ -272,17 +273,7 @@ def ssh_env(base: Path, database_url: str, host_key: Path, port: int) -> dict[st
             "INSERT INTO worker_key (worker, fingerprint, public_key) VALUES (%s, %s, %s)",
             (WORKER, public.fingerprint, public.line),
         )
-    host_public = subprocess.run(["ssh-keygen", "-y", "-f", str(host_key)], capture_output=True, text=True, check=True)
-    known = base / "ssh" / "known_hosts"
-    known.write_text(f"[127.0.0.1]:{port} {host_public.stdout.strip()}\n")
-    bindir = base / "ssh" / "bin"
-    bindir.mkdir()
-    (bindir / "ssh").write_text(
-        f"#!/bin/sh\nexec /usr/bin/ssh -F /dev/null -i {key} -o IdentitiesOnly=yes -o UserKnownHostsFile={known}"
-        ' -o StrictHostKeyChecking=yes -o BatchMode=yes "$@"\n'
-    )
-    (bindir / "ssh").chmod(0o755)
-    return {**os.environ, "BRZ_SSH": "openssh", "PATH": f"{bindir}:{os.environ['PATH']}"}
+    return {**os.environ, **ssh_client_env(base / "ssh" / "bin", key, host_key, port)}
 
 
 # ---------------------------------------------------------------- measurements

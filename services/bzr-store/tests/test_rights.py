@@ -115,14 +115,15 @@ def test_revoke_and_grant_take_effect_at_once(
 
 def test_campaign_grants_hold_inside_a_request(tmp_path: Path) -> None:
     """A request posted to one branch's URL names paths relative to it; the transport checks each write."""
-    repo = tmp_path / "repo"
+    repo = tmp_path / "alpha"  # the codebase's directory in a store at tmp_path
     for d in (".bzr/repository", "lintian-fixes/main", "unchanged/main"):
         (repo / d).mkdir(parents=True)
     grants = Grants((("a*", "lintian-*"),))
     assert grants.allows("alpha", "lintian-fixes") and grants.allows("alpha", None)
     assert not grants.allows("alpha", "unchanged") and not grants.allows("beta", "lintian-fixes")
-    assert Grants().may_write("alpha", str(repo)) is None
-    transport = jailed_transport(str(repo), may_write=grants.may_write("alpha", str(repo)))
+    # No grants: anywhere in the codebase (the jail keeps it there).
+    assert Grants().write_policy(str(tmp_path), "alpha")(str(repo / "unchanged" / "main" / "file"))
+    transport = jailed_transport(str(repo), may_write=grants.write_policy(str(tmp_path), "alpha"))
     transport.put_bytes(".bzr/repository/pack", b"x")
     transport.clone("lintian-fixes/main").put_bytes("file", b"x")
     for path in ("unchanged/main/file", "lintian-fixes/../unchanged/main/file", "new-campaign"):

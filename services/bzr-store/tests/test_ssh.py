@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
+import contextlib
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -17,7 +17,8 @@ from janitor_bzr_store.access import Grants
 from janitor_bzr_store.smart_bytes import V3_PREFIX
 from janitor_bzr_store.ssh import command_rights
 from janitor_bzr_store.store import StorePath
-from janitor_bzr_store.stream import target_of, write_policy
+from janitor_bzr_store.stream import target_of
+from janitor_dev.bzrhistory import ssh_client_env
 from janitor_dev.devstack import RedisServer, free_port
 from janitor_dev.testing import console_script, service_env
 
@@ -42,9 +43,9 @@ def test_a_write_names_its_codebase_and_writes_nowhere_else(tmp_path: Path) -> N
     assert target_of([b"/foo/.bzr/repository/upload/x.pack"]) == StorePath("foo")
     assert target_of([b"/../etc/", b"token"]) is None
     root = str(tmp_path)
-    anywhere = write_policy(root, "foo", Grants())
+    anywhere = Grants().write_policy(root, "foo")
     assert anywhere(f"{root}/foo/unchanged/main/.bzr/branch/x") and not anywhere(f"{root}/bar/.bzr/x")
-    limited = write_policy(root, "alpha", Grants((("a*", "lintian-*"),)))
+    limited = Grants((("a*", "lintian-*"),)).write_policy(root, "alpha")
     assert limited(f"{root}/alpha/.bzr/repository/packs/x") and limited(f"{root}/alpha/lintian-fixes/main/x")
     assert not limited(f"{root}/alpha/unchanged/main/x") and not limited(f"{root}/alpha/x")
 
@@ -63,7 +64,15 @@ class SshStore:
 def ssh_store(
     database_factory: Callable[[], str], redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SshStore]:
-    base = tmp_path_factory.mktemp("bzr-ssh")
+    with running_ssh_store(database_factory, redis_server, tmp_path_factory.mktemp("bzr-ssh")) as store:
+        yield store
+
+
+@contextlib.contextmanager
+def running_ssh_store(
+    database_factory: Callable[[], str], redis_server: RedisServer, base: Path, **env: str
+) -> Iterator[SshStore]:
+    """A bzr-store with --ssh-port on, its host key made at start under ``base``, with ``JANITOR_*`` ``env``."""
     port, host_key = free_port(), base / "secrets" / "ssh_host_key"
     with running_store(
         store_database(database_factory),
@@ -71,6 +80,7 @@ def ssh_store(
         base,
         JANITOR_SSH_PORT=str(port),
         JANITOR_SSH_HOST_KEY=str(host_key),
+        **env,
     ) as store:
         yield SshStore(store, port, host_key)
 
@@ -95,23 +105,10 @@ def janitor_db(store: BzrStore, *args: str) -> None:
 @pytest.fixture
 def ssh_brz(ssh_store: SshStore, brz: Brz, tmp_path: Path) -> Callable[[Path], Brz]:
     """brz with BRZ_SSH=openssh and an ``ssh`` that uses ``key`` and knows only the store's host key."""
-    host_public = subprocess.run(
-        ["ssh-keygen", "-y", "-f", str(ssh_store.host_key)], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    known = tmp_path / "known_hosts"
-    known.write_text(f"[127.0.0.1]:{ssh_store.port} {host_public}\n")
 
     def with_key(key: Path) -> Brz:
-        bindir = tmp_path / f"bin-{key.name}"
-        bindir.mkdir(exist_ok=True)
-        (bindir / "ssh").write_text(
-            "#!/bin/sh\n"
-            f"exec /usr/bin/ssh -F /dev/null -i {key} -o IdentitiesOnly=yes -o UserKnownHostsFile={known}"
-            ' -o StrictHostKeyChecking=yes -o BatchMode=yes -o PasswordAuthentication=no "$@"\n'
-        )
-        (bindir / "ssh").chmod(0o755)
-
-        return brz_runner(tmp_path, BRZ_SSH="openssh", PATH=f"{bindir}:{os.environ['PATH']}")
+        env = ssh_client_env(tmp_path / f"ssh-{key.name}", key, ssh_store.host_key, ssh_store.port)
+        return brz_runner(tmp_path, **env)
 
     return with_key
 
@@ -204,16 +201,8 @@ def test_grants_hold_over_ssh(ssh_store: SshStore) -> None:
 def test_anonymous_logins_when_enabled_are_read_only(
     database_factory: Callable[[], str], redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    port = free_port()
-    with running_store(
-        store_database(database_factory),
-        redis_server.url,
-        tmp_path,
-        JANITOR_SSH_PORT=str(port),
-        JANITOR_SSH_HOST_KEY=str(tmp_path / "host_key"),
-        JANITOR_SSH_ANONYMOUS="true",
-    ) as store:
-        anonymous = SshStore(store, port, tmp_path / "host_key")
+    with running_ssh_store(database_factory, redis_server, tmp_path, JANITOR_SSH_ANONYMOUS="true") as anonymous:
+        store = anonymous.store
         hello = run_over_ssh(anonymous, "anonymous", "", SERVE, v3_request(b"hello"))
         assert stdout(hello).startswith(V3_PREFIX)
         mkdir = run_over_ssh(anonymous, "anonymous", "", SERVE, v3_request(b"mkdir", b"/foo/planted", b""))
@@ -224,15 +213,8 @@ def test_anonymous_logins_when_enabled_are_read_only(
 def test_a_login_that_runs_nothing_is_closed(
     database_factory: Callable[[], str], redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    port = free_port()
-    with running_store(
-        store_database(database_factory),
-        redis_server.url,
-        tmp_path,
-        JANITOR_SSH_PORT=str(port),
-        JANITOR_SSH_HOST_KEY=str(tmp_path / "host_key"),
-        JANITOR_STREAM_IDLE_TIMEOUT="2",
-    ):
+    with running_ssh_store(database_factory, redis_server, tmp_path, JANITOR_STREAM_IDLE_TIMEOUT="2") as ssh_store:
+        port = ssh_store.port
 
         async def idle_login() -> float:
             async with asyncssh.connect(

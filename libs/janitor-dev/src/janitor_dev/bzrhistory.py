@@ -1,7 +1,8 @@
-"""Bazaar histories and clients for tests and benchmarks: long histories fast, and a brz without the smart protocol."""
+"""Bazaar for tests and benchmarks: long histories made fast, brz without the smart protocol, brz over ssh."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -49,3 +50,26 @@ def no_smart_plugin(directory: Path) -> str:
     plugin.mkdir(parents=True, exist_ok=True)
     (plugin / "__init__.py").write_text(_NO_SMART_PLUGIN)
     return f"nosmart@{plugin}"
+
+
+def ssh_client_env(directory: Path, key: Path, host_key: Path, port: int) -> dict[str, str]:
+    """Environment for brz over bzr+ssh to a bzr-store on 127.0.0.1:``port``: the system ``ssh``, with ``key``.
+
+    An ``ssh`` wrapper in ``directory`` uses only ``key`` and knows only the
+    store's host key (its public half, from ``host_key``); no agent, no
+    password prompt, no user configuration. Returns ``BRZ_SSH`` and ``PATH``.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    host_public = subprocess.run(
+        ["ssh-keygen", "-y", "-f", str(host_key)], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    known = directory / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{port} {host_public}\n")
+    wrapper = directory / "ssh"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f"exec /usr/bin/ssh -F /dev/null -i {key} -o IdentitiesOnly=yes -o UserKnownHostsFile={known}"
+        ' -o StrictHostKeyChecking=yes -o BatchMode=yes -o PasswordAuthentication=no "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return {"BRZ_SSH": "openssh", "PATH": f"{directory}:{os.environ['PATH']}"}

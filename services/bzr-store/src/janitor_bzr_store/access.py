@@ -22,11 +22,12 @@ import hashlib
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from janitor_common.auth import check_worker
 from janitor_common.db.models import Codebase, WorkerGrant
@@ -52,35 +53,42 @@ class Grants:
             fnmatchcase(codebase, cp) and (campaign is None or fnmatchcase(campaign, gp)) for cp, gp in self.patterns
         )
 
-    def may_write(self, codebase: str, repository: str) -> WritePolicy | None:
-        """A check of the paths a write request touches in ``repository`` (the codebase's), or None for no limit.
+    def write_policy(self, store_root: str, codebase: str) -> Callable[[str], bool]:
+        """Where one write request on ``codebase`` may write: inside it, and within the granted campaigns there.
 
-        A request is posted to one URL but names paths relative to it, so a
-        worker granted one campaign could otherwise write another's branch
-        of the same codebase. The codebase's shared repository
-        (``.bzr/`` at its root) is written by every push.
+        A request names paths relative to the URL it was posted to (or, on
+        a stream, absolute ones), so a worker granted one campaign could
+        otherwise write another's branch of the same codebase, or another
+        codebase. The codebase's shared repository (``.bzr/`` at its root)
+        is written by every push.
         """
         campaigns = [gp for cp, gp in self.patterns if fnmatchcase(codebase, cp)]
-        if not self.patterns or "*" in campaigns:
-            return None
-        return WritePolicy(repository, tuple(campaigns))
+        limited = bool(self.patterns) and "*" not in campaigns
+
+        def may_write(local_path: str) -> bool:
+            parts = os.path.relpath(local_path, store_root).split(os.sep)
+            if parts[0] != codebase:
+                return False
+            if not limited:
+                return True
+            return len(parts) > 1 and (parts[1] == ".bzr" or any(fnmatchcase(parts[1], gp) for gp in campaigns))
+
+        return may_write
 
     def describe(self) -> str:
         return ", ".join(f"{cp}/{gp}" for cp, gp in self.patterns) or "anywhere"
 
 
-@dataclass(frozen=True)
-class WritePolicy:
-    repository: str
-    campaigns: tuple[str, ...]
-
-    def __call__(self, local_path: str) -> bool:
-        rel = os.path.relpath(local_path, self.repository)
-        first = rel.split(os.sep, 1)[0]
-        return first == ".bzr" or any(fnmatchcase(first, gp) for gp in self.campaigns)
-
-
 ANYWHERE = Grants()
+
+
+async def load_grants(conn: AsyncConnection, worker: str) -> Grants:
+    rows = await conn.execute(
+        select(WorkerGrant.codebase, WorkerGrant.campaign)
+        .where(WorkerGrant.worker == worker)
+        .order_by(WorkerGrant.codebase, WorkerGrant.campaign)
+    )
+    return Grants(tuple((cp, gp) for cp, gp in rows))
 
 
 @dataclass
@@ -109,12 +117,7 @@ class CredentialCache:
             self._valid.pop(key, None)
             return None
         async with engine.connect() as conn:
-            rows = await conn.execute(
-                select(WorkerGrant.codebase, WorkerGrant.campaign)
-                .where(WorkerGrant.worker == name)
-                .order_by(WorkerGrant.codebase, WorkerGrant.campaign)
-            )
-            grants = Grants(tuple((cp, gp) for cp, gp in rows))
+            grants = await load_grants(conn, name)
         if len(self._valid) > 10_000:
             self._valid.clear()
         self._valid[key] = (time.monotonic() + self.ttl, grants)

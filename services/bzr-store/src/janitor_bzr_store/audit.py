@@ -14,9 +14,9 @@ import asyncio
 import concurrent.futures
 import json
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from sqlalchemy import insert
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from janitor_common.db.models import BzrWriteAudit
 
 from .metrics import StoreMetrics
-from .store import Store, StorePath
+from .store import Store, StorePath, read_last_revision
 
 logger = logging.getLogger("janitor.bzr.audit")
 
@@ -50,16 +50,11 @@ def fields(values: dict[str, object]) -> str:
 
 
 def read_tip(store: Store, sp: StorePath) -> str | None:
-    """The tip revision of the branch at ``sp`` from its ``last-revision`` file, or None; blocking."""
+    """The tip revision of the branch at ``sp``, or None (no branch, or an empty one); blocking."""
     if sp.campaign is None:
         return None
-    path = Path(store.repository_path(sp.codebase), sp.relpath, ".bzr", "branch", "last-revision")
-    try:
-        content = path.read_bytes()[:4096]
-    except OSError:
-        return None
-    revid = content.strip().partition(b" ")[2]
-    return revid.decode("utf-8", "replace") or None
+    tip = read_last_revision(os.path.join(store.repository_path(sp.codebase), sp.relpath))
+    return tip.revision if tip is not None else None
 
 
 class Auditor:

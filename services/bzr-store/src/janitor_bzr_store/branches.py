@@ -24,7 +24,7 @@ from breezy.revision import NULL_REVISION
 from janitor_common.names import valid_campaign, valid_codebase
 
 from . import browse
-from .store import Store
+from .store import Store, read_last_revision
 
 
 class Outside(Exception):
@@ -63,31 +63,6 @@ def _names(path: str, valid: Any) -> list[str]:
         return []
 
 
-def _tip(path: str) -> tuple[str | None, int | None, datetime | None] | None:
-    """The tip of the branch at ``path`` from its ``last-revision`` file, or None if it is no branch.
-
-    Read directly, not through Breezy: listing 50 000 branches must not open
-    50 000 branches. Formats whose file is not ``revno revid`` give Nones.
-    """
-    control = os.path.join(path, ".bzr")
-    if os.path.islink(control):
-        return None
-    last = os.path.join(control, "branch", "last-revision")
-    try:
-        st = os.stat(last, follow_symlinks=False)
-        with open(last, "rb") as f:
-            content = f.read(4096)
-    except (FileNotFoundError, NotADirectoryError):
-        return None if not os.path.isdir(os.path.join(control, "branch")) else (None, None, None)
-    modified = datetime.fromtimestamp(st.st_mtime, UTC)
-    revno, _, revid = content.strip().partition(b" ")
-    if not revno.isdigit() or not revid:
-        return None, None, modified
-    if revid == NULL_REVISION:
-        return None, 0, modified
-    return revid.decode("utf-8", "replace"), int(revno), modified
-
-
 def iter_branches(store: Store) -> Iterator[Listed]:
     """Every branch in the store, ordered by codebase, campaign and role, found lazily."""
     root = str(store.root)
@@ -97,13 +72,13 @@ def iter_branches(store: Store) -> Iterator[Listed]:
             continue
         for campaign in _names(repo, valid_campaign):
             campaign_path = os.path.join(repo, campaign)
-            tip = _tip(campaign_path)
+            tip = read_last_revision(campaign_path)
             if tip is not None:
-                yield Listed(codebase, campaign, None, *tip)
+                yield Listed(codebase, campaign, None, tip.revision, tip.revno, tip.modified)
             for role in _names(campaign_path, valid_campaign):
-                tip = _tip(os.path.join(campaign_path, role))
+                tip = read_last_revision(os.path.join(campaign_path, role))
                 if tip is not None:
-                    yield Listed(codebase, campaign, role, *tip)
+                    yield Listed(codebase, campaign, role, tip.revision, tip.revno, tip.modified)
 
 
 def create_branch(store: Store, codebase: str, campaign: str, role: str) -> bool:

@@ -59,8 +59,9 @@ async def check_names(request: Request, ctx: BzrContext, sp: StorePath) -> Respo
 
 
 def make_transports(ctx: BzrContext, sp: StorePath, writable: bool, grants: Grants) -> tuple[Transport, Transport]:
-    repository = str(ctx.store.repository_path(sp.codebase))
-    root = jailed_transport(repository, readonly=not writable, may_write=grants.may_write(sp.codebase, repository))
+    # Within the codebase by the jail already; the policy adds the grants' campaigns.
+    may_write = grants.write_policy(str(ctx.store.root), sp.codebase) if writable and grants.patterns else None
+    root = jailed_transport(str(ctx.store.repository_path(sp.codebase)), readonly=not writable, may_write=may_write)
     transport = root.clone(sp.relpath) if sp.relpath else root
     return transport, root
 

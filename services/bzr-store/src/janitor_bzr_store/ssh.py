@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any
 import asyncssh
 from sqlalchemy import select
 
-from janitor_common.db.models import WorkerGrant, WorkerKey
+from janitor_common.db.models import WorkerKey
 from janitor_common.sshkeys import parse_public_key
 
-from .access import Grants
+from .access import Grants, load_grants
 from .stream import StreamAccess, serve_stream
 
 if TYPE_CHECKING:
@@ -191,10 +191,7 @@ class Server(asyncssh.SSHServer):
             if known is None:
                 self._failed(username, "publickey")
                 return False
-            rows = await conn.execute(
-                select(WorkerGrant.codebase, WorkerGrant.campaign).where(WorkerGrant.worker == username)
-            )
-            grants = Grants(tuple(sorted((cp, gp) for cp, gp in rows)))
+            grants = await load_grants(conn, username)
         self._grant(username, grants)
         return True
 

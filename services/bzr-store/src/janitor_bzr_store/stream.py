@@ -14,7 +14,7 @@ A worker's write request (over SSH) is checked as over HTTP, on the path it
 names: a known codebase and campaign, the worker's grants, then run under
 the codebase's write lock, audited. Its transport may write only inside
 that codebase (and within the granted campaigns), whatever other paths the
-request names.
+request names (``Grants.write_policy``, as over HTTP).
 """
 
 from __future__ import annotations
@@ -22,11 +22,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .access import ANYWHERE, Grants
@@ -191,22 +189,6 @@ def target_of(args: list[bytes]) -> StorePath | None:
     return None
 
 
-def write_policy(store_root: str, codebase: str, grants: Grants) -> Callable[[str], bool]:
-    """Where one write request may write: inside its codebase, and within the granted campaigns there."""
-    campaigns = [gp for cp, gp in grants.patterns if fnmatchcase(codebase, cp)]
-    limited = bool(grants.patterns) and "*" not in campaigns
-
-    def may_write(local_path: str) -> bool:
-        parts = os.path.relpath(local_path, store_root).split(os.sep)
-        if parts[0] != codebase:
-            return False
-        if not limited:
-            return True
-        return len(parts) > 1 and (parts[1] == ".bzr" or any(fnmatchcase(parts[1], gp) for gp in campaigns))
-
-    return may_write
-
-
 async def serve_request(
     ctx: BzrContext, messages: MessageReader, out: Writer, access: StreamAccess, address: str
 ) -> bool:
@@ -267,7 +249,7 @@ async def serve_request(
             verb.decode("utf-8", "replace"),
             verb_info(verb),
         )
-        may_write = write_policy(store_root, sp.codebase, access.grants)
+        may_write = access.grants.write_policy(store_root, sp.codebase)
         tip_before = await asyncio.get_running_loop().run_in_executor(ctx.executor, read_tip, ctx.store, sp)
     target = sp
 
