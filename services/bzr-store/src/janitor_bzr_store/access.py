@@ -30,11 +30,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from janitor_common.auth import check_worker
-from janitor_common.db.models import Codebase, WorkerGrant
+from janitor_common.db.models import Codebase, WorkerGrant, WorkerKey
 
 # bcrypt is deliberately slow (~5 ms) and brz sends dozens of requests per
-# push; a verified (worker, password digest) pair is trusted for a minute,
-# or until janitor-db announces a change to the worker (invalidation.py).
+# push; a verified (worker, password digest) pair, or (worker, SSH key), is
+# trusted for a minute, or until janitor-db announces a change to the
+# worker (invalidation.py).
 CREDENTIALS_TTL = 60.0
 CODEBASE_TTL = 60.0
 
@@ -93,19 +94,35 @@ async def load_grants(conn: AsyncConnection, worker: str) -> Grants:
 
 @dataclass
 class CredentialCache:
+    """Verified logins: (worker, password digest) or (worker, key fingerprint) → grants, for ``ttl`` seconds.
+
+    An SSH login by key is a query too (is the key the worker's, and its
+    grants); cached like a password, it costs a connection nothing after
+    the first, and ``forget`` drops both kinds when janitor-db announces a
+    change to the worker (a key removed, a grant changed).
+    """
+
     ttl: float = CREDENTIALS_TTL
-    _valid: dict[tuple[str, bytes], tuple[float, Grants]] = field(default_factory=dict)
+    _valid: dict[tuple[str, str, bytes], tuple[float, Grants]] = field(default_factory=dict)
 
     @staticmethod
-    def _key(name: str, password: str) -> tuple[str, bytes]:
-        return name, hashlib.sha256(password.encode()).digest()
+    def _key(name: str, password: str) -> tuple[str, str, bytes]:
+        return "password", name, hashlib.sha256(password.encode()).digest()
 
-    def cached(self, name: str, password: str) -> Grants | None:
-        """The worker's grants if these credentials were verified within the TTL, without a query."""
-        entry = self._valid.get(self._key(name, password))
+    def _get(self, key: tuple[str, str, bytes]) -> Grants | None:
+        entry = self._valid.get(key)
         if entry is not None and entry[0] > time.monotonic():
             return entry[1]
         return None
+
+    def _put(self, key: tuple[str, str, bytes], grants: Grants) -> None:
+        if len(self._valid) > 10_000:
+            self._valid.clear()
+        self._valid[key] = (time.monotonic() + self.ttl, grants)
+
+    def cached(self, name: str, password: str) -> Grants | None:
+        """The worker's grants if these credentials were verified within the TTL, without a query."""
+        return self._get(self._key(name, password))
 
     async def check(self, engine: AsyncEngine, name: str, password: str) -> Grants | None:
         """The worker's grants, or None for wrong credentials."""
@@ -118,14 +135,31 @@ class CredentialCache:
             return None
         async with engine.connect() as conn:
             grants = await load_grants(conn, name)
-        if len(self._valid) > 10_000:
-            self._valid.clear()
-        self._valid[key] = (time.monotonic() + self.ttl, grants)
+        self._put(key, grants)
+        return grants
+
+    async def check_key(self, engine: AsyncEngine, name: str, fingerprint: str) -> Grants | None:
+        """The worker's grants if the public key with ``fingerprint`` is one of its keys, or None."""
+        key = ("key", name, fingerprint.encode())
+        grants = self._get(key)
+        if grants is not None:
+            return grants
+        async with engine.connect() as conn:
+            known = (
+                await conn.execute(
+                    select(WorkerKey.fingerprint).where(WorkerKey.worker == name, WorkerKey.fingerprint == fingerprint)
+                )
+            ).first()
+            if known is None:
+                self._valid.pop(key, None)
+                return None
+            grants = await load_grants(conn, name)
+        self._put(key, grants)
         return grants
 
     def forget(self, name: str) -> None:
-        """Drop what is cached for worker ``name`` (it was removed or changed, or its grants were)."""
-        for key in [k for k in self._valid if k[0] == name]:
+        """Drop what is cached for worker ``name`` (it was removed or changed, or its keys or grants were)."""
+        for key in [k for k in self._valid if k[1] == name]:
             del self._valid[key]
 
     def forget_all(self) -> None:

@@ -21,16 +21,15 @@ import asyncio
 import logging
 import os
 import shlex
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import asyncssh
-from sqlalchemy import select
 
-from janitor_common.db.models import WorkerKey
 from janitor_common.sshkeys import parse_public_key
 
-from .access import Grants, load_grants
+from .access import Grants
 from .stream import StreamAccess, serve_stream
 
 if TYPE_CHECKING:
@@ -80,6 +79,33 @@ def command_rights(command: str | None) -> bool | None:
     if rest == SERVE:
         return False
     return None
+
+
+def acknowledge_at_once(conn: asyncssh.SSHServerConnection) -> None:
+    """Make the kernel acknowledge each segment from ``conn``'s client at once, not after 40 ms.
+
+    OpenSSH's client leaves Nagle's algorithm on for a command without a
+    terminal, so a small packet sent while an earlier one is unacknowledged
+    waits for the acknowledgement, which Linux delays by up to 40 ms when it
+    has nothing to send back (measured: the login's service request waited
+    43 ms behind the client's NEWKEYS; a connection took 72 ms instead of
+    28). ``TCP_QUICKACK`` is not sticky, so it is set again each time data is
+    read; asyncssh has no hook for that, hence the wrapped ``data_received``.
+    """
+    quickack = getattr(socket, "TCP_QUICKACK", None)
+    sock = conn.get_extra_info("socket")
+    if quickack is None or sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    received = conn.data_received
+
+    def data_received(data: bytes, datatype: Any = None) -> None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, quickack, 1)
+        except OSError:
+            pass  # the connection is going; asyncssh finds out on its own
+        received(data, datatype)
+
+    conn.data_received = data_received  # type: ignore[method-assign]
 
 
 class Server(asyncssh.SSHServer):
@@ -132,6 +158,7 @@ class Server(asyncssh.SSHServer):
             conn.close()
             return
         self.counted = True
+        acknowledge_at_once(conn)
         conn.set_extra_info(janitor_server=self)
         self._arm()
 
@@ -181,17 +208,12 @@ class Server(asyncssh.SSHServer):
     async def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
         if self._braked():
             return False
+        # Asked twice per login (would this key do, then the signed attempt): cached after the first.
         offered = parse_public_key(key.export_public_key("openssh").decode()).fingerprint
-        async with self.ctx.engine.connect() as conn:
-            known = (
-                await conn.execute(
-                    select(WorkerKey.fingerprint).where(WorkerKey.worker == username, WorkerKey.fingerprint == offered)
-                )
-            ).first()
-            if known is None:
-                self._failed(username, "publickey")
-                return False
-            grants = await load_grants(conn, username)
+        grants = await self.ctx.credentials.check_key(self.ctx.engine, username, offered)
+        if grants is None:
+            self._failed(username, "publickey")
+            return False
         self._grant(username, grants)
         return True
 
