@@ -17,6 +17,7 @@ import httpx
 import psycopg
 
 from janitor_dev import seed
+from janitor_dev.testing import wait_until
 
 from .conftest import CODEBASE, Platform, record_run, result_message
 
@@ -108,12 +109,16 @@ def test_worker_push_and_anonymous_read(announced: Platform) -> None:
     """worker: ``brz push bzr+http://WORKER:PASSWORD@.../bzr/CODEBASE/CAMPAIGN/main`` (done by the fixture)."""
     branches = httpx.get(f"{announced.bzr_admin}/repositories", headers={"Accept": "text/plain"}).text.splitlines()
     assert {f"{CODEBASE}/unchanged/main", f"{CODEBASE}/lintian-fixes/main"} <= set(branches)
-    with psycopg.connect(announced.database_url) as conn:
-        pushed = conn.execute(
-            "SELECT count(*) FROM bzr_write_audit WHERE worker = %s AND codebase = %s AND tip_after IS NOT NULL",
-            (announced.stack.worker, CODEBASE),
-        ).fetchone()
-    assert pushed is not None and pushed[0] >= 2
+
+    def pushed() -> int:
+        with psycopg.connect(announced.database_url) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM bzr_write_audit WHERE worker = %s AND codebase = %s AND tip_after IS NOT NULL",
+                (announced.stack.worker, CODEBASE),
+            ).fetchone()
+        return row[0] if row else 0
+
+    wait_until(lambda: pushed() >= 2, 10, "the pushes' audit rows")
 
 
 def test_result_messages(announced: Platform) -> None:

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pytest
 
 from janitor_dev.debbuild import build_upload
 from janitor_dev.devstack import free_port
-from janitor_dev.testing import ServiceProcess, console_script, service_env
+from janitor_dev.testing import ServiceProcess, console_script, service_env, wait_until
 
 from .conftest import Keyring, Target, UploadServer, add_build
 
@@ -134,14 +133,6 @@ def ledger_states(database_url: str) -> dict[str, str]:
     with psycopg.connect(database_url) as conn:
         rows: list[tuple[str, str]] = conn.execute("SELECT run_id, state FROM auto_upload").fetchall()
         return dict(rows)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        time.sleep(0.02)
 
 
 def hold_one_finished_upload(

@@ -16,7 +16,7 @@ from breezy import errors as bzr_errors
 
 from janitor_bzr_store.access import Grants
 from janitor_bzr_store.jail import jailed_transport
-from janitor_dev.testing import console_script, service_env
+from janitor_dev.testing import console_script, service_env, wait_until
 
 from .conftest import PASSWORD, WORKER, BzrStore, add_codebase, make_commits
 from .test_http import v3_request
@@ -55,13 +55,6 @@ def audit_rows(store: BzrStore, codebase: str) -> list[tuple[str | None, str, st
             "SELECT worker, verb, outcome, tip_before, tip_after FROM bzr_write_audit WHERE codebase = %s ORDER BY id",
             (codebase,),
         ).fetchall()
-
-
-def wait_for(check: Callable[[], bool], what: str, limit: float = 10.0) -> None:
-    started = time.monotonic()
-    while not check():
-        assert time.monotonic() - started < limit, f"not within {limit}s: {what}"
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +100,7 @@ def test_revoke_and_grant_take_effect_at_once(
         return done.returncode != 0 and "may not write to alps/unchanged" in done.stderr
 
     # Announced by janitor-db; the cache's 60 s lifetime is the bound without it.
-    wait_for(refused, "the revoked grant refused")
+    wait_until(refused, 10, "the revoked grant refused")
     assert brz("revno", bzr_store.bzr_url("alps/unchanged/main")).stdout.strip() == "1"
     janitor_db(bzr_store, "revoke", limited_worker, "--codebase", "z*")
     janitor_db(bzr_store, "grant", limited_worker, "--codebase", "a*")
@@ -139,11 +132,14 @@ def test_writes_are_audited(bzr_store: BzrStore, brz: Brz, tmp_path: Path, limit
     work = new_tree(brz, tmp_path / "work", 2)
     brz("push", "-q", bzr_store.worker_url("logged/unchanged/main"), cwd=work)
     first_tip = brz("log", "-r-1", "--show-ids", cwd=work).stdout.split("revision-id:")[1].split()[0]
-    wait_for(lambda: any(r[4] == first_tip for r in audit_rows(bzr_store, "logged")), "the first push's row")
+    wait_until(lambda: any(r[4] == first_tip for r in audit_rows(bzr_store, "logged")), 10, "the first push's row")
     make_commits(brz, work, 3, 1)
     brz("push", "-q", bzr_store.worker_url("logged/unchanged/main"), cwd=work)
     second_tip = brz("log", "-r-1", "--show-ids", cwd=work).stdout.split("revision-id:")[1].split()[0]
-    wait_for(lambda: any(r[4] == second_tip for r in audit_rows(bzr_store, "logged")), "the second push's row")
+    # Rows are written in batches after the responses: wait for each push's last request.
+    wait_until(
+        lambda: sum(r[1] == "Branch.unlock" for r in audit_rows(bzr_store, "logged")) == 2, 10, "both pushes' rows"
+    )
 
     rows = audit_rows(bzr_store, "logged")
     assert {r[0] for r in rows} == {WORKER} and {r[2] for r in rows} == {"success"}

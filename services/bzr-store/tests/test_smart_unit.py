@@ -1,8 +1,14 @@
+import asyncio
+import concurrent.futures
+import fcntl
 import struct
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 from fastbencode import bencode
 
-from janitor_bzr_store.smart import OUT_CHUNK, SMALL_RESPONSE, Output
+from janitor_bzr_store.jail import jailed_transport
+from janitor_bzr_store.smart import OUT_CHUNK, SMALL_RESPONSE, Last, Output, SmartCall
 from janitor_bzr_store.smart_bytes import V3_PREFIX, Unknown, response_outcome, sniff_verb, v3_complete, verb_class
 
 from .test_http import v3_request
@@ -165,3 +171,47 @@ def test_outbox_abandon_releases_a_blocked_worker() -> None:
         return raised[0] if raised else None
 
     assert isinstance(asyncio.run(scenario()), Aborted)
+
+
+def test_observe_reads_with_the_write_lock_held(tmp_path: Path) -> None:
+    """The audit's tips are the request's own doing: read after the lock is taken, and before it is let go."""
+    lock = tmp_path / "write-lock"
+    lock.touch()
+    seen: list[str] = []
+
+    def observe() -> str:
+        with open(lock) as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                seen.append("free")
+            except BlockingIOError:
+                seen.append("held")
+        return f"tip {len(seen)}"
+
+    async def scenario() -> SmartCall:
+        transport = jailed_transport(str(tmp_path))
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            call = SmartCall(
+                lambda: (transport, transport),
+                asyncio.get_running_loop(),
+                pool,
+                write_lock=lock,
+                observe=observe,
+                root_client_path="/",
+            )
+
+            async def body() -> AsyncIterator[bytes]:
+                yield v3_request(b"BzrDir.open_2.1", b"/")
+
+            await call.feed(body(), 1 << 20)
+            item = await call.next_item()
+            while isinstance(item, bytes):
+                item = await call.next_item()
+            assert isinstance(item, Last), item
+        return call
+
+    call = asyncio.run(scenario())
+    assert seen == ["held", "held"]
+    assert (call.observed_before, call.observed_after) == ("tip 1", "tip 2")
+    with open(lock) as f:  # and let go at the end
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)

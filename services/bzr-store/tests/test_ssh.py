@@ -20,7 +20,7 @@ from janitor_bzr_store.store import StorePath
 from janitor_bzr_store.stream import target_of
 from janitor_dev.bzrhistory import ssh_client_env
 from janitor_dev.devstack import RedisServer, free_port
-from janitor_dev.testing import console_script, service_env
+from janitor_dev.testing import console_script, service_env, wait_until
 
 from .conftest import PASSWORD, WORKER, BzrStore, brz_runner, make_commits, running_store, store_database
 from .test_http import v3_request
@@ -129,12 +129,16 @@ def test_push_and_branch_with_a_key(
     expected = brz("log", "--show-ids", str(work)).stdout.replace(str(work), "X")
     for copy in ("over-http", "over-ssh"):
         assert brz("log", "--show-ids", str(tmp_path / copy)).stdout.replace(str(tmp_path / copy), "X") == expected
-    with psycopg.connect(ssh_store.store.database_url) as conn:
-        rows = conn.execute(
-            "SELECT worker, tip_before, tip_after FROM bzr_write_audit"
-            " WHERE interface = 'ssh' AND tip_after IS NOT NULL"
-        ).fetchall()
-    assert rows and all(r[0] == WORKER for r in rows)
+
+    def ssh_rows() -> list[tuple[str, str | None, str | None]]:
+        with psycopg.connect(ssh_store.store.database_url) as conn:
+            return conn.execute(
+                "SELECT worker, tip_before, tip_after FROM bzr_write_audit"
+                " WHERE interface = 'ssh' AND tip_after IS NOT NULL"
+            ).fetchall()
+
+    wait_until(lambda: bool(ssh_rows()), 10, "the push's audit rows")  # written in batches, after the responses
+    assert all(r[0] == WORKER for r in ssh_rows())
 
 
 def test_a_wrong_key_writes_nothing(

@@ -237,6 +237,19 @@ def console_script(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str, *, every: float = 0.02) -> None:
+    """Return once ``predicate()`` holds; AssertionError naming ``what`` after ``timeout`` seconds.
+
+    For what a service does in the background after answering (an audit
+    row, a ledger state): polled, never a fixed sleep.
+    """
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        time.sleep(every)
+
+
 def service_env(**values: str) -> dict[str, str]:
     """The current environment without JANITOR_* variables, plus ``values``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("JANITOR_")}

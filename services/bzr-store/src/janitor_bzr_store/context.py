@@ -56,7 +56,7 @@ def context_lifespan(settings: BzrStoreSettings, metrics: StoreMetrics, name: st
             executor=executor,
             campaigns=frozenset(settings.campaign_names()),
             engine=state["engine"],
-            auditor=Auditor(state["engine"], metrics, executor),
+            auditor=Auditor(state["engine"], metrics),
             stream_limits=AddressLimit(settings.max_connections_per_address),
             brake=AuthBrake(
                 limit=settings.auth_failure_limit,

@@ -22,7 +22,7 @@ from janitor_common.deps import get_engine
 from .access import ANYWHERE, Grants
 from .audit import WriteRequest, read_tip
 from .context import BzrContext, get_context
-from .http import Interface, run_blocking, text_error
+from .http import Interface, text_error
 from .jail import jailed_transport
 from .smart import BodyStalled, Last, NoSpace, NotUsable, Refused, SmartCall
 from .smart_bytes import (
@@ -193,14 +193,12 @@ async def smart_endpoint(request: Request, path: str, interface: Interface) -> R
     if ctx.smart_active >= ctx.settings.max_smart_requests:
         ctx.metrics.requests.labels(interface, kind, "busy").inc()
         return text_error(503, "too many smart requests in progress; try again", {"Retry-After": "5"})
-    # Audited: every write that runs. The tip is read around the request
-    # (outside its write lock: a concurrent push may show in between).
+    # Audited: every write that runs, with the tip before and after it.
     audited = write_request(worker) if writes else None
-    tip_before = await run_blocking(ctx, read_tip, ctx.store, sp) if audited is not None else None
 
     def audit(outcome: str) -> None:
         if audited is not None:
-            ctx.auditor.accepted(audited, outcome, tip_before, lambda: read_tip(ctx.store, sp))
+            ctx.auditor.accepted(audited, outcome, call.observed_before, call.observed_after)
 
     call = SmartCall(
         lambda: make_transports(ctx, sp, writable, grants),
@@ -209,6 +207,7 @@ async def smart_endpoint(request: Request, path: str, interface: Interface) -> R
         write_lock=lock,
         prepare=prepare,
         idle_timeout=idle,
+        observe=(lambda: read_tip(ctx.store, sp)) if audited is not None else None,
     )
 
     async def body() -> AsyncIterator[bytes]:

@@ -214,7 +214,6 @@ async def serve_request(
     store_root = str(ctx.store.root)
     writes = access.writable and kind == "write"
     audited: WriteRequest | None = None
-    tip_before = None
     may_write: Callable[[str], bool] | None = None
     sp: StorePath | None = None
     if writes:
@@ -250,7 +249,6 @@ async def serve_request(
             verb_info(verb),
         )
         may_write = access.grants.write_policy(store_root, sp.codebase)
-        tip_before = await asyncio.get_running_loop().run_in_executor(ctx.executor, read_tip, ctx.store, sp)
     target = sp
 
     def transports() -> tuple[Any, Any]:
@@ -265,6 +263,7 @@ async def serve_request(
         prepare=(lambda: ctx.store.prepare_write(target)) if writes and target else None,
         idle_timeout=ctx.settings.body_idle_timeout,
         root_client_path="/",
+        observe=(lambda: read_tip(ctx.store, target)) if audited is not None and target is not None else None,
     )
 
     async def body() -> AsyncIterator[bytes]:
@@ -316,8 +315,8 @@ async def serve_request(
             await out.send(data)
             if isinstance(item, Last):
                 finished = True
-                if audited is not None and target is not None:
-                    ctx.auditor.accepted(audited, outcome, tip_before, lambda: read_tip(ctx.store, target))
+                if audited is not None:
+                    ctx.auditor.accepted(audited, outcome, call.observed_before, call.observed_after)
                 return True
     finally:
         if not finished:
