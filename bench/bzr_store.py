@@ -6,10 +6,12 @@ Ways, measured in turn in every repetition (the order rotated between repetition
   (c) Breezy's WSGI smart server under a threaded wsgiref server (bzr+http)
   (d) bzr-store over bzr:// (its --bzr-port; anonymous and read-only, so reads only)
   (e) bzr-store over bzr+ssh (its --ssh-port; the system ssh client with a worker's key)
+  (f) `brz serve` behind an SSH relay (bzr_ssh_floor.py): what bzr+ssh costs on top of
+      (b) whatever the server does, the floor for (e); its RSS figures are (b)'s process
 
 Figures: branch of the medium and the big repository, push of 50 commits onto
-an existing branch, push of the big repository onto a new branch, 16
-concurrent branches of the medium one, latency of one small request
+an existing branch (PUSH_SAMPLES times per repetition), push of the big
+repository onto a new branch, 16 concurrent branches of the medium one, latency of one small request
 (Branch.last_revision_info) over a kept-alive connection, and each server's
 peak RSS above its starting RSS during the big fetch and the big push.
 
@@ -46,9 +48,19 @@ from janitor_dev.testing import ServiceProcess, console_script, service_env
 BIN = Path(sys.executable).parent
 BRZ = str(BIN / "brz")
 WORKER, PASSWORD = "bench", "bench-password"
-WAYS = ["a", "b", "c", "d", "e"]
-WAY_NAMES = {"a": "bzr-store", "b": "brz serve", "c": "breezy wsgi", "d": "bzr-store bzr://", "e": "bzr-store ssh"}
+WAYS = ["a", "b", "c", "d", "e", "f"]
+WAY_NAMES = {
+    "a": "bzr-store",
+    "b": "brz serve",
+    "c": "breezy wsgi",
+    "d": "bzr-store bzr://",
+    "e": "bzr-store ssh",
+    "f": "ssh relay to brz serve",
+}
 READ_ONLY = {"d"}
+# A push of 50 commits takes about half a second, and one varies by 20 % from
+# the next: each repetition pushes this many times, to fresh copies.
+PUSH_SAMPLES = 5
 
 
 def brz(*args: str, cwd: Path | None = None, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -185,7 +197,7 @@ class Way:
             return f"bzr+http://{creds}127.0.0.1:{self.port}/bzr/{path}"
         if self.key in ("b", "d"):
             return f"bzr://127.0.0.1:{self.port}/{path}"
-        if self.key == "e":
+        if self.key in ("e", "f"):
             return f"bzr+ssh://{WORKER}@127.0.0.1:{self.port}/{path}"
         return f"bzr+http://127.0.0.1:{self.port}/{path}"
 
@@ -261,6 +273,35 @@ def start_ways(base: Path, database_url: str, redis_url: str, ways: dict[str, Wa
                 proc.kill()
 
         ways[key] = Way(key, root, port, proc.pid, stop)
+    ways["f"] = start_ssh_floor(base, ways["b"])
+
+
+def start_ssh_floor(base: Path, serve: Way) -> Way:
+    """The SSH relay in front of ``serve`` (brz serve), with the worker key (e) uses."""
+    host_key = base / "ssh-floor" / "host_key"
+    host_key.parent.mkdir()
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True)
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("bzr_ssh_floor.py")), str(host_key), str(port), str(serve.port)],
+        stdout=subprocess.DEVNULL,
+        stderr=open(base / "f.log", "wb"),  # noqa: SIM115
+    )
+    try:
+        wait_port(port, proc)
+    except RuntimeError:
+        proc.kill()
+        raise
+
+    def stop() -> None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+    env = {**os.environ, **ssh_client_env(base / "ssh-floor" / "bin", base / "ssh" / "worker_key", host_key, port)}
+    return Way("f", serve.root, port, serve.pid, stop, env)
 
 
 def ssh_env(base: Path, database_url: str, host_key: Path, port: int) -> dict[str, str]:
@@ -321,10 +362,11 @@ def measure_way(
         record(key, "branch big", timed(lambda: branch(f"big-{tag}/lintian-fixes/main", dest / "big")))
     record(key, "big fetch RSS growth MiB", (mem["peak"] - mem["start"]) / 2**20)
     if key not in READ_ONLY:
-        push50 = way.url(f"push50-{tag}/lintian-fixes/main", write=True)
-        record(
-            key, "push 50 commits", timed(lambda: brz("push", "-q", "-d", str(paths["medium50"]), push50, env=way.env))
-        )
+        for sample in range(PUSH_SAMPLES):
+            push50 = way.url(f"push50-{tag}-{sample}/lintian-fixes/main", write=True)
+            started = time.perf_counter()
+            brz("push", "-q", "-d", str(paths["medium50"]), push50, env=way.env)
+            record(key, "push 50 commits", time.perf_counter() - started)
         bigpush = way.url(f"bigpush-{tag}/lintian-fixes/main", write=True)
         with way.sampler.peak() as mem:
             record(
@@ -344,8 +386,8 @@ def measure_way(
     record(key, "RSS now MiB", way.sampler.rss() / 2**20)
 
 
-def ratio(medians: Mapping[str, float | None], key: str) -> str:
-    value, baseline = medians[key], medians["b"]
+def ratio(medians: Mapping[str, float | None], key: str, against: str = "b") -> str:
+    value, baseline = medians[key], medians[against]
     return f"{value / baseline:.2f}" if value is not None and baseline else "-"
 
 
@@ -378,8 +420,11 @@ def main() -> int:
             conn.execute("INSERT INTO worker VALUES (%s, crypt(%s, gen_salt('bf')), NULL)", (WORKER, PASSWORD))
             for rep in range(args.reps):
                 for key in WAYS:
-                    for name in ("medium", "big", "push50", "bigpush"):
-                        conn.execute("INSERT INTO codebase (name) VALUES (%s)", (f"{name}-{key}{rep}",))
+                    tag = f"{key}{rep}"
+                    names = [f"{n}-{tag}" for n in ("medium", "big", "bigpush")]
+                    names += [f"push50-{tag}-{sample}" for sample in range(PUSH_SAMPLES)]
+                    for name in names:
+                        conn.execute("INSERT INTO codebase (name) VALUES (%s)", (name,))
         start_ways(base, database_url, redis.url, ways)
 
         # Seed each server's store with the repositories to fetch.
@@ -392,7 +437,8 @@ def main() -> int:
                 tag = f"{way.key}{rep}"
                 for name in ("medium", "big"):
                     shutil.copytree(seeds / name, way.root / f"{name}-{tag}", symlinks=True)
-                shutil.copytree(seeds / "medium", way.root / f"push50-{tag}", symlinks=True)
+                for sample in range(PUSH_SAMPLES):
+                    shutil.copytree(seeds / "medium", way.root / f"push50-{tag}-{sample}", symlinks=True)
         work = base / "work"
         work.mkdir()
 
@@ -415,12 +461,13 @@ def main() -> int:
     # Report: medians, and ratios to (b).
     names = list(results["a"])
     print(f"\nbzr-store benchmark, scale {args.scale}, {args.reps} repetitions (medians; ratio = way / brz serve)\n")
-    print("| measurement | " + " | ".join(f"({k}) {WAY_NAMES[k]}" for k in WAYS) + " | a/b | d/b | e/b |")
-    print("|---|" + "---|" * (len(WAYS) + 3))
+    print("| measurement | " + " | ".join(f"({k}) {WAY_NAMES[k]}" for k in WAYS) + " | a/b | d/b | e/b | f/b | e/f |")
+    print("|---|" + "---|" * (len(WAYS) + 5))
     for name in names:
         med = {k: statistics.median(results[k][name]) if results[k].get(name) else None for k in WAYS}
         cells = " | ".join("-" if med[k] is None else f"{med[k]:.3f}" for k in WAYS)
-        print(f"| {name} | {cells} | " + " | ".join(ratio(med, k) for k in ("a", "d", "e")) + " |")
+        ratios = [ratio(med, k) for k in ("a", "d", "e", "f")] + [ratio(med, "e", "f")]
+        print(f"| {name} | {cells} | " + " | ".join(ratios) + " |")
     shutil.rmtree(base, ignore_errors=True)
     return 0
 
