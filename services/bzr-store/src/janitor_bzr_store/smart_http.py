@@ -195,11 +195,6 @@ async def smart_endpoint(request: Request, path: str, interface: Interface) -> R
         return text_error(503, "too many smart requests in progress; try again", {"Retry-After": "5"})
     # Audited: every write that runs, with the tip before and after it.
     audited = write_request(worker) if writes else None
-
-    def audit(outcome: str) -> None:
-        if audited is not None:
-            ctx.auditor.accepted(audited, outcome, call.observed_before, call.observed_after)
-
     call = SmartCall(
         lambda: make_transports(ctx, sp, writable, grants),
         asyncio.get_running_loop(),
@@ -209,6 +204,10 @@ async def smart_endpoint(request: Request, path: str, interface: Interface) -> R
         idle_timeout=idle,
         observe=(lambda: read_tip(ctx.store, sp)) if audited is not None else None,
     )
+
+    def audit(outcome: str) -> None:
+        if audited is not None:
+            ctx.auditor.accepted(audited, outcome, call.observed_before, call.observed_after)
 
     async def body() -> AsyncIterator[bytes]:
         if head:

@@ -195,27 +195,29 @@ class Server(asyncssh.SSHServer):
             logger.warning("%s: %d failed authentications; braked", self.address, self.ctx.brake.limit)
         logger.info("ssh login refused: worker=%r client=%s method=%s", username, self.address, how)
 
-    async def validate_password(self, username: str, password: str) -> bool:
-        if self._braked():
-            return False
-        grants = await self.ctx.credentials.check(self.ctx.engine, username, password)
+    def _logged_in(self, username: str, how: str, grants: Grants | None) -> bool:
+        """Whether the login succeeded (``grants`` found); a failure counts towards the brake."""
         if grants is None:
-            self._failed(username, "password")
+            self._failed(username, how)
             return False
         self._grant(username, grants)
         return True
+
+    async def validate_password(self, username: str, password: str) -> bool:
+        if self._braked():
+            return False
+        return self._logged_in(
+            username, "password", await self.ctx.credentials.check(self.ctx.engine, username, password)
+        )
 
     async def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
         if self._braked():
             return False
         # Asked twice per login (would this key do, then the signed attempt): cached after the first.
         offered = parse_public_key(key.export_public_key("openssh").decode()).fingerprint
-        grants = await self.ctx.credentials.check_key(self.ctx.engine, username, offered)
-        if grants is None:
-            self._failed(username, "publickey")
-            return False
-        self._grant(username, grants)
-        return True
+        return self._logged_in(
+            username, "publickey", await self.ctx.credentials.check_key(self.ctx.engine, username, offered)
+        )
 
 
 async def handle_process(ctx: BzrContext, process: asyncssh.SSHServerProcess[bytes]) -> None:
