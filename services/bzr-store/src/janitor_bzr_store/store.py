@@ -135,7 +135,10 @@ class Store:
         path = self.repository_path(codebase)
         if path.is_symlink():  # planted: never create (or write) where it leads
             raise bzr_errors.PathNotChild(str(path), str(self.root))
-        if self.has_repository(codebase):
+        # Unlocked, only a finished repository will do: another request may be
+        # creating this one (its .bzr exists, its repository not yet), and a
+        # branch made in it then failed with NoRepositoryPresent.
+        if self.has_repository(codebase) and (path / ".bzr" / "repository" / "shared-storage").is_file():
             return path
         lock_path = self.root / f".{codebase}.lock"
         with open(lock_path, "w") as lock:
